@@ -1,0 +1,5 @@
+import sys
+
+from neurocore.cli import main
+
+sys.exit(main())

@@ -1,0 +1,92 @@
+"""The ``neurocore`` command. It only parses arguments and calls library functions.
+
+A user mistake (a bad recipe key, a missing data file, a run folder in the way) prints one line
+``error: ...`` naming what is wrong and exits with status 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from neurocore import __version__
+from neurocore.errors import NeurocoreError
+
+
+def _add_recipe_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a recipe value, e.g. --set train.epochs=5 (repeatable)",
+    )
+    p.add_argument(
+        "--data-dir", default=None,
+        help="where data sets live (else $NEUROCORE_DATA, else ./data/<name>)",
+    )
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="neurocore", description=__doc__.splitlines()[0])
+    ap.add_argument("--version", action="version", version=f"neurocore {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="train, evaluate and report a recipe")
+    run.add_argument("recipe", type=Path)
+    _add_recipe_options(run)
+    run.add_argument("--out", type=Path, default=None, help="run folder (default runs/<name>)")
+    run.add_argument("--resume", action="store_true", help="continue the run in --out")
+    run.add_argument("--overwrite", action="store_true", help="replace the run in --out")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    ins = sub.add_parser("inspect", help="parameter and per-layer cost tables")
+    ins.add_argument("target", type=Path, help="a recipe file or a run folder")
+    _add_recipe_options(ins)
+    ins.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    return ap
+
+
+def _run(args: argparse.Namespace, console: Console) -> None:
+    from neurocore.config import load_recipe
+    from neurocore.pipeline import run_recipe
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    out = args.out if args.out is not None else Path("runs") / recipe.name
+    report = run_recipe(
+        recipe, out, data_dir=args.data_dir, resume=args.resume, overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
+    print(report.to_markdown())
+    print(f"run folder: {out}")
+
+
+def _inspect(args: argparse.Namespace, console: Console) -> None:
+    from neurocore.analysis.inspect import render_tables
+    from neurocore.pipeline import inspect_target
+
+    insp = inspect_target(args.target, args.overrides, args.data_dir)
+    if args.json:
+        print(json.dumps(insp.to_dict(), indent=2))
+        return
+    for table in render_tables(insp):
+        console.print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    console = Console()
+    try:
+        {"run": _run, "inspect": _inspect}[args.command](args, console)
+    except NeurocoreError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""From a recipe to a report: the stages of ``neurocore run`` and ``neurocore inspect``.
+
+    recipe ──validate──▶ Recipe ──load data──▶ Dataset ──build──▶ model
+           ──Trainer.fit──▶ checkpoint, metrics.jsonl ──evaluate──▶ test accuracy
+           ──inspect──▶ cost tables ──▶ Report ──▶ report.md / report.json
+
+The run folder holds everything a later stage or a resumed run needs:
+``config.yaml`` (the resolved recipe), ``metrics.jsonl``, ``checkpoint.safetensors`` (training
+state), ``model.safetensors`` (final weights), ``report.md``, ``report.json``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+import yaml
+from torch import nn
+
+from neurocore import __version__
+from neurocore.analysis.inspect import ModelInspection, format_text, inspect_model
+from neurocore.analysis.report import Report, markdown_table
+from neurocore.config import Recipe, load_recipe, recipe_to_yaml
+from neurocore.data import dataset_info, load_dataset, validation_split
+from neurocore.errors import RunDirError
+from neurocore.hardware.energy import FP32_MAC, OP_COUNT_CAVEAT, ann_energy_uj
+from neurocore.io import atomic_write_text
+from neurocore.layers import build_model
+from neurocore.training.checkpoint import CHECKPOINT_FILES, load_model_state, save_weights
+from neurocore.training.trainer import Trainer, evaluate
+
+CONFIG = "config.yaml"
+WEIGHTS = "model.safetensors"
+RUN_FILES = (CONFIG, WEIGHTS, "report.md", "report.json", *CHECKPOINT_FILES)
+
+
+def _flatten(d: object, prefix: str = "") -> dict[str, object]:
+    if isinstance(d, dict):
+        out: dict[str, object] = {}
+        for k, v in d.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    if isinstance(d, list):
+        out = {}
+        for i, v in enumerate(d):
+            out.update(_flatten(v, f"{prefix}{i}."))
+        return out
+    return {prefix.rstrip("."): d}
+
+
+def prepare_run_dir(out: Path, recipe: Recipe, *, resume: bool, overwrite: bool) -> None:
+    """Create the run folder; refuse to mix runs. ``--overwrite`` removes only neurocore's files."""
+    if resume and overwrite:
+        raise RunDirError("--resume and --overwrite exclude each other")
+    config = out / CONFIG
+    if resume:
+        if not config.exists():
+            raise RunDirError(f"--resume: {out} holds no run ({CONFIG} missing)")
+        saved = yaml.safe_load(config.read_text())
+        now = recipe.model_dump(mode="json")
+        a, b = _flatten(saved), _flatten(now)
+        diff = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+        if diff:
+            raise RunDirError(
+                f"--resume: the recipe differs from the run in {out} at: {', '.join(diff)}"
+            )
+        return
+    if out.exists() and any((out / f).exists() for f in RUN_FILES):
+        if not overwrite:
+            raise RunDirError(
+                f"{out} already holds a run: pass --resume to continue it or --overwrite to "
+                "replace it"
+            )
+        for f in RUN_FILES:
+            (out / f).unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(config, recipe_to_yaml(recipe))
+
+
+def environment() -> dict[str, object]:
+    return {
+        "neurocore": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def inspection_section(report: Report, insp: ModelInspection) -> None:
+    energy = ann_energy_uj(insp.total_macs)
+    report.summary["ann_energy_uj_per_frame"] = energy
+    report.add_section(
+        "inspect",
+        "Cost of the model (per example)",
+        {
+            **insp.to_dict(),
+            "ann_energy": {
+                "uj_per_frame": energy,
+                "per_mac": FP32_MAC.as_dict(),
+                "caveat": OP_COUNT_CAVEAT,
+            },
+        },
+        "```\n" + format_text(insp) + "\n```\n\n"
+        f"ANN energy at {FP32_MAC.value} pJ per MAC ({FP32_MAC.source}): {energy:.4f} µJ per "
+        f"example; {OP_COUNT_CAVEAT}.",
+    )
+
+
+def run_recipe(
+    recipe: Recipe,
+    out: Path,
+    *,
+    data_dir: str | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Report:
+    t0 = time.perf_counter()
+    prepare_run_dir(out, recipe, resume=resume, overwrite=overwrite)
+    data = load_dataset(recipe.data.dataset, data_dir)
+    train, val = validation_split(data.train, recipe.data.val_fraction, recipe.seed)
+    torch.manual_seed(recipe.seed)
+    model = build_model(list(recipe.model.layers), data.info.input_shape, data.info.num_classes)
+    trainer = Trainer(
+        model, train, recipe.train,
+        max_value=data.info.max_value, batch_size=recipe.data.batch_size, seed=recipe.seed,
+        run_dir=out, val=val, eval_batch_size=recipe.data.eval_batch_size, progress=progress,
+    )
+    history = trainer.fit(resume=resume)
+    save_weights(out / WEIGHTS, model, {"recipe": recipe.name})
+    test = evaluate(model, data.test, data.info.max_value, recipe.data.eval_batch_size)
+    insp = inspect_model(model, data.info.input_shape)
+
+    report = Report(f"neurocore run: {recipe.name}")
+    report.summary.update(
+        recipe=recipe.name,
+        dataset=data.info.name,
+        train_examples=len(train),
+        val_examples=len(val),
+        test_examples=test.count,
+        test_accuracy=test.accuracy,
+        test_loss=test.loss,
+        params=insp.total_params,
+        macs=insp.total_macs,
+    )
+    rows = [
+        [h["epoch"] + 1, h["lr"], h["train_loss"], h["train_accuracy"],
+         h.get("val_accuracy", "—"), h["seconds"]]
+        for h in history
+    ]
+    report.add_section(
+        "training",
+        "Training",
+        {"epochs": recipe.train.epochs, "history": history},
+        markdown_table(["epoch", "lr", "train loss", "train acc", "val acc", "seconds"], rows),
+    )
+    inspection_section(report, insp)
+    report.summary["wall_seconds"] = time.perf_counter() - t0
+    report.add_section("environment", "Environment", environment(),
+                       markdown_table(["key", "value"], [[k, v] for k, v in environment().items()]))
+    report.write(out)
+    return report
+
+
+def model_for_inspection(
+    target: Path, overrides: list[str], data_dir: str | None
+) -> tuple[Recipe, nn.Module, tuple[int, int, int]]:
+    """A recipe file gives a freshly built model; a run folder gives its trained weights."""
+    if target.is_dir():
+        config = target / CONFIG
+        if not config.exists():
+            raise RunDirError(f"{target}: not a run folder ({CONFIG} missing)")
+        recipe = load_recipe(config, overrides)
+    else:
+        recipe = load_recipe(target, overrides)
+    info = dataset_info(recipe.data.dataset, data_dir)
+    torch.manual_seed(recipe.seed)
+    model = build_model(list(recipe.model.layers), info.input_shape, info.num_classes)
+    if target.is_dir():
+        weights = target / WEIGHTS
+        if not weights.exists():
+            raise RunDirError(f"{target}: the run has not finished ({WEIGHTS} missing)")
+        model.load_state_dict(load_model_state(weights))
+    return recipe, model, info.input_shape
+
+
+def inspect_target(target: Path, overrides: list[str], data_dir: str | None) -> ModelInspection:
+    _, model, shape = model_for_inspection(target, overrides, data_dir)
+    return inspect_model(model, shape)
+

@@ -1,0 +1,161 @@
+"""Trainer: determinism, hooks, metrics log, and kill-and-resume equality (torch.equal)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from neurocore.config import OptimizerConfig, ScheduleConfig, TrainConfig
+from neurocore.data import Split
+from neurocore.training import BatchInfo, Callback, Trainer
+
+
+def _data(n: int = 96) -> Split:
+    g = torch.Generator().manual_seed(123)
+    images = torch.randint(0, 256, (n, 1, 4, 4), generator=g, dtype=torch.uint8)
+    labels = (images.float().mean(dim=(1, 2, 3)) > 127).long()  # a learnable rule
+    return Split(images, labels)
+
+
+def _model(seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Flatten(), nn.Linear(16, 12), nn.BatchNorm1d(12), nn.ReLU(), nn.Dropout(0.3),
+        nn.Linear(12, 2),
+    )
+
+
+CFG = TrainConfig(
+    epochs=4,
+    optimizer=OptimizerConfig(name="adam", lr=0.01),
+    schedule=ScheduleConfig(name="cosine", warmup_epochs=1.0),
+)
+
+
+def _trainer(run_dir: Path | None, callbacks: list[Callback] = (), seed: int = 5, init: int = 0) -> Trainer:  # type: ignore[assignment]
+    return Trainer(
+        _model(init), _data(), CFG, max_value=255, batch_size=10, seed=seed, run_dir=run_dir,
+        val=_data(20), callbacks=callbacks, progress=False,
+    )
+
+
+def _assert_same_state(a: nn.Module, b: nn.Module) -> None:
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+
+
+class Killed(Exception):
+    pass
+
+
+class KillAt(Callback):
+    def __init__(self, epoch: int, batch: int) -> None:
+        self.at = (epoch, batch)
+
+    def on_batch_start(self, trainer: Trainer, info: BatchInfo) -> None:
+        if (info.epoch, info.batch) == self.at:
+            raise Killed
+
+
+def test_same_seed_same_weights() -> None:
+    a, b = _trainer(None), _trainer(None)
+    a.fit()
+    b.fit()
+    _assert_same_state(a.model, b.model)
+
+
+def test_different_seed_different_weights() -> None:
+    a, b = _trainer(None, seed=5), _trainer(None, seed=6)
+    a.fit()
+    b.fit()
+    assert not torch.equal(a.model[1].weight, b.model[1].weight)
+
+
+@pytest.mark.parametrize("kill_at", [(0, 3), (2, 0), (3, 9)])
+def test_kill_and_resume_equals_uninterrupted(tmp_path: Path, kill_at: tuple[int, int]) -> None:
+    full = _trainer(tmp_path / "full")
+    (tmp_path / "full").mkdir()
+    full.fit()
+
+    run = tmp_path / "killed"
+    run.mkdir()
+    with pytest.raises(Killed):
+        _trainer(run, [KillAt(*kill_at)]).fit()
+    log = run / "metrics.jsonl"
+    lines = log.read_text().splitlines() if log.exists() else []
+    assert len(lines) == kill_at[0]
+    if kill_at[0] == 0:
+        # killed before the first checkpoint: resuming is an error, starting over is the remedy
+        return
+    resumed = _trainer(run, init=99)  # a different init: the checkpoint must overwrite it
+    resumed.fit(resume=True)
+    _assert_same_state(full.model, resumed.model)
+    full_log = [json.loads(x) for x in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
+    res_log = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    drop = {"seconds"}
+    assert [{k: v for k, v in r.items() if k not in drop} for r in res_log] == [
+        {k: v for k, v in r.items() if k not in drop} for r in full_log
+    ]
+
+
+def test_resume_without_checkpoint_is_clear(tmp_path: Path) -> None:
+    from neurocore.errors import RunDirError
+
+    with pytest.raises(RunDirError, match="--resume: no checkpoint at .*checkpoint.safetensors"):
+        _trainer(tmp_path).fit(resume=True)
+
+
+class Recorder(Callback):
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        self.events.append("train_start")
+
+    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
+        self.events.append(("epoch_start", epoch))
+
+    def on_batch_start(self, trainer: Trainer, info: BatchInfo) -> None:
+        self.events.append(("batch_start", info.epoch, info.batch, info.step))
+
+    def on_batch_end(self, trainer: Trainer, info: BatchInfo, loss: float) -> None:
+        assert loss > 0
+        self.events.append(("batch_end", info.step))
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, Any]) -> None:
+        metrics["custom"] = epoch * 10
+        self.events.append(("epoch_end", epoch))
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        self.events.append("train_end")
+
+
+def test_hook_order_and_metrics(tmp_path: Path) -> None:
+    rec = Recorder()
+    t = _trainer(tmp_path, [rec])
+    history = t.fit()
+    # 96 examples / batch 10 = 10 batches per epoch, the last one of 6
+    assert t.batches_per_epoch == 10
+    assert rec.events[0] == "train_start" and rec.events[-1] == "train_end"
+    assert rec.events[1:4] == [("epoch_start", 0), ("batch_start", 0, 0, 0), ("batch_end", 0)]
+    assert rec.events.count(("epoch_start", 3)) == 1
+    assert ("batch_start", 3, 9, 39) in rec.events
+    assert [h["custom"] for h in history] == [0, 10, 20, 30]
+    logged = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in logged] == [0, 1, 2, 3]
+    assert {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "custom"} <= logged[0].keys()
+    # warmup of 1 epoch then cosine over the remaining 3: last batch of epoch 0 runs at 0.9 * lr
+    assert logged[0]["lr"] == pytest.approx(0.01 * 0.9)
+
+
+def test_learning_actually_happens() -> None:
+    t = _trainer(None)
+    history = t.fit()
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
