@@ -9,8 +9,9 @@ error names the file (or the override) and the dotted key.
 from __future__ import annotations
 
 import copy
+import typing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError
@@ -56,6 +57,80 @@ class TrainConfig(Section):
     label_smoothing: float = Field(default=0.0, ge=0, lt=1)
 
 
+# ---- binary communication (neurocore.training.binarize) ------------------------------------
+
+
+class SimpleSharpening(Section):
+    """One step of 1/(steps_per_layer · layers) of model sharpness per epoch (or batch) from
+    ``start_epoch``, bottom-up."""
+
+    name: Literal["simple"] = "simple"
+    start_epoch: int = Field(default=0, ge=0)
+    steps_per_layer: int = Field(default=4, gt=0)
+    per: Literal["epoch", "batch"] = "epoch"
+
+
+class EpochWindow(Section):
+    start: float = Field(ge=0)
+    stop: float
+
+    def model_post_init(self, context: Any) -> None:
+        if self.stop <= self.start:
+            raise ValueError(f"stop ({self.stop}) must be after start ({self.start})")
+
+
+class ScheduledSharpening(Section):
+    """Layer i sharpens linearly per batch over its epoch window; without ``windows`` they are
+    generated: the first from ``start`` for ``duration`` epochs, the next after ``gap``, ..."""
+
+    name: Literal["scheduled"] = "scheduled"
+    windows: list[EpochWindow] | None = None
+    start: float = Field(default=1.0, ge=0)
+    duration: float = Field(default=1.0, gt=0)
+    gap: float = Field(default=0.0, ge=0)
+
+
+class AdaptiveSharpening(Section):
+    """Whetstone's loss-driven state machine (see neurocore.training.binarize)."""
+
+    name: Literal["adaptive"] = "adaptive"
+    min_init_epochs: int = Field(default=10, ge=1)
+    rate: float = Field(default=0.25, gt=0, le=1)
+    cz_rate: float = Field(default=0.126, gt=0, le=1)
+    critical: float = Field(default=0.75, ge=0, le=1)
+    first_layer_relative_rate: float = Field(default=1.0, gt=0)
+    patience: int = Field(default=1, ge=0)
+    sig_increase: float = Field(default=0.15, gt=0)
+    sig_decrease: float = Field(default=0.15, gt=0)
+
+
+SharpeningSchedule = Annotated[
+    SimpleSharpening | ScheduledSharpening | AdaptiveSharpening, Field(discriminator="name")
+]
+
+
+class WhetstoneConfig(Section):
+    method: Literal["whetstone"] = "whetstone"
+    schedule: SharpeningSchedule = AdaptiveSharpening()
+    stop_when_sharp: bool = True  # end training once every layer is a step (no gradient left)
+
+
+class NoisyReLUConfig(Section):
+    """Noise range r grows linearly from 0 at ``noise_start`` to ``max_noise`` at ``noise_stop``
+    (fractional epochs, per batch); layer i becomes a threshold neuron at epoch
+    ``threshold_start + i · threshold_every``."""
+
+    method: Literal["noisy_relu"] = "noisy_relu"
+    noise_start: float = Field(default=0.0, ge=0)
+    noise_stop: float = Field(default=5.0, gt=0)
+    max_noise: float = Field(default=1.0, ge=0)
+    threshold_start: int = Field(default=5, ge=0)
+    threshold_every: int = Field(default=1, ge=1)
+
+
+BinaryConfig = Annotated[WhetstoneConfig | NoisyReLUConfig, Field(discriminator="method")]
+
+
 class ModelConfig(Section):
     layers: list[SerializeAsAny[LayerSpec]] = Field(min_length=1)
 
@@ -67,6 +142,7 @@ class Recipe(Section):
     data: DataConfig = DataConfig()
     model: ModelConfig
     train: TrainConfig = TrainConfig()
+    binary: BinaryConfig | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -133,29 +209,57 @@ def _format_errors(
 ) -> list[str]:
     lines = []
     for err in e.errors():
-        loc = ".".join(str(p) for p in (*prefix, *err["loc"]))
+        loc, section = _walk(model, err["loc"])
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
-            allowed = _allowed_keys(model, err["loc"][:-1])
-            if allowed:
+            if section is not None:
+                allowed = [k for k in section.__pydantic_fields__ if k not in ("type", loc[-1])]
                 msg += f" (allowed: {', '.join(allowed)})"
         elif "input" in err and err["type"] != "missing":
             msg += f" (got {err['input']!r})"
-        lines.append(f"{loc}: {msg}")
+        lines.append(f"{'.'.join(str(p) for p in (*prefix, *loc))}: {msg}")
     return lines
 
 
-def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    current: type[BaseModel] = model
-    for part in loc:
-        if isinstance(part, int):
+def _union_members(annotation: Any) -> list[type[BaseModel]]:
+    """The model classes of a (possibly Annotated / Optional) union annotation."""
+    if isinstance(annotation, type):
+        return [annotation] if issubclass(annotation, BaseModel) else []
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) is Annotated:
+        args = args[:1]
+    return [m for a in args for m in _union_members(a)]
+
+
+def _walk(model: type[BaseModel], loc: tuple[Any, ...]) -> tuple[list[Any], type[BaseModel] | None]:
+    """Drop pydantic's union tags from ``loc``; return it and the section holding its last key."""
+    clean: list[Any] = []
+    current: type[BaseModel] | None = model
+    holder: type[BaseModel] | None = model
+    parts = list(loc)
+    while parts:
+        part = parts.pop(0)
+        clean.append(part)
+        holder = current
+        if current is None or isinstance(part, int):
             continue
         ann = getattr(current.__pydantic_fields__.get(str(part)), "annotation", None)
-        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
-            return []
-        current = ann
-    return [k for k in current.__pydantic_fields__ if k != "type"]
+        members = _union_members(ann)
+        if len(members) > 1 and parts:
+            tag = parts.pop(0)  # a discriminated union: pydantic puts the tag in the path
+            current = next((m for m in members if tag in _tags(m)), None)
+        elif len(members) == 1:
+            current = members[0]
+        else:
+            current = None
+    return clean, holder
+
+
+def _tags(model: type[BaseModel]) -> set[str]:
+    return {
+        f.default for f in model.__pydantic_fields__.values() if isinstance(f.default, str)
+    }
 
 
 def validate_recipe(

@@ -15,6 +15,7 @@ import os
 import platform
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 import yaml
@@ -24,12 +25,15 @@ from neurocore import __version__
 from neurocore.analysis.inspect import ModelInspection, format_text, inspect_model
 from neurocore.analysis.report import Report, markdown_table
 from neurocore.config import Recipe, load_recipe, recipe_to_yaml
-from neurocore.data import dataset_info, load_dataset, validation_split
+from neurocore.data import Split, dataset_info, load_dataset, validation_split
 from neurocore.errors import RunDirError
 from neurocore.hardware.energy import FP32_MAC, OP_COUNT_CAVEAT, ann_energy_uj
+from neurocore.hardware.fold import fold_check
 from neurocore.io import atomic_write_text
 from neurocore.layers import build_model
+from neurocore.training.binarize import Binarize, BinaryMetrics, binary_metrics, binary_summary
 from neurocore.training.checkpoint import CHECKPOINT_FILES, load_model_state, save_weights
+from neurocore.training.hooks import Callback
 from neurocore.training.trainer import Trainer, evaluate
 
 CONFIG = "config.yaml"
@@ -111,6 +115,35 @@ def inspection_section(report: Report, insp: ModelInspection) -> None:
     )
 
 
+def binary_section(
+    report: Report, model: nn.Module, test: Split, max_value: int,
+    history: list[dict[str, Any]], stop_reason: str | None,
+) -> None:
+    """Fully binary accuracy, the cost of each binarization phase, and the folding check."""
+    final = binary_metrics(model, {"test": test}, max_value)
+    summary = binary_summary(history)
+    report.summary["test_accuracy_binary"] = final["test_accuracy_binary"]
+    check = fold_check(model, test, max_value)
+    data = {**summary, **final, "fold": check, "stop_reason": stop_reason}
+    rows = [[p, v["epochs"], v["seconds"]] for p, v in summary["phases"].items()]
+    before = summary["test_accuracy_before_binarization"]
+    md = [
+        f"- test accuracy before binarization: {before if before is not None else 'n/a'}",
+        f"- test accuracy as trained: {final['test_accuracy_current']:.4f}; "
+        f"fully binary: {final['test_accuracy_binary']:.4f}",
+        f"- folded (weights, thresholds) network vs fully binary model on the test set: "
+        f"{check['mismatches']} of {check['frames']} predictions differ, "
+        f"{check['spike_mismatches']} spikes differ",
+        f"- stopped early: {stop_reason}" if stop_reason else "- ran every epoch",
+        "",
+        markdown_table(["phase", "epochs", "training seconds"], rows),
+        "",
+        markdown_table(["layer", "active fraction (fully binary, test)"],
+                       [[k, v] for k, v in final["active_fraction"].items()]),
+    ]
+    report.add_section("binary", "Binary communication", data, "\n".join(md))
+
+
 def run_recipe(
     recipe: Recipe,
     out: Path,
@@ -126,10 +159,18 @@ def run_recipe(
     train, val = validation_split(data.train, recipe.data.val_fraction, recipe.seed)
     torch.manual_seed(recipe.seed)
     model = build_model(list(recipe.model.layers), data.info.input_shape, data.info.num_classes)
+    callbacks: list[Callback] = []
+    if recipe.binary is not None:
+        splits = {"val": val, "test": data.test} if len(val) else {"test": data.test}
+        callbacks = [
+            Binarize(recipe.binary),
+            BinaryMetrics(splits, data.info.max_value, recipe.data.eval_batch_size),
+        ]
     trainer = Trainer(
         model, train, recipe.train,
         max_value=data.info.max_value, batch_size=recipe.data.batch_size, seed=recipe.seed,
         run_dir=out, val=val, eval_batch_size=recipe.data.eval_batch_size, progress=progress,
+        callbacks=callbacks,
     )
     history = trainer.fit(resume=resume)
     save_weights(out / WEIGHTS, model, {"recipe": recipe.name})
@@ -160,6 +201,8 @@ def run_recipe(
         markdown_table(["epoch", "lr", "train loss", "train acc", "val acc", "seconds"], rows),
     )
     inspection_section(report, insp)
+    if recipe.binary is not None:
+        binary_section(report, model, data.test, data.info.max_value, history, trainer.stop_reason)
     report.summary["wall_seconds"] = time.perf_counter() - t0
     report.add_section("environment", "Environment", environment(),
                        markdown_table(["key", "value"], [[k, v] for k, v in environment().items()]))

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 from torch import nn
 
+from neurocore.layers.batchnorm import BatchNorm1d, BatchNorm2d
 from neurocore.layers.registry import LayerSpec, register_layer
 
 
@@ -59,7 +60,11 @@ class Conv2dSpec(LayerSpec):
 
 @register_layer
 class BatchNormSpec(LayerSpec):
-    """Batch norm over channels (conv maps) or features (flat vectors), chosen by the input."""
+    """Batch norm over channels (conv maps) or features (flat vectors), chosen by the input.
+
+    Its inference formula is explicit (see :mod:`neurocore.layers.batchnorm`) so that folding it
+    into thresholds is exact.
+    """
 
     type: Literal["batchnorm"] = "batchnorm"
     prefix = "bn"
@@ -69,9 +74,9 @@ class BatchNormSpec(LayerSpec):
 
     def build(self, in_shape: tuple[int, ...]) -> nn.Module:
         if len(in_shape) == 3:
-            return nn.BatchNorm2d(in_shape[0], self.eps, self.momentum, self.affine)
+            return BatchNorm2d(in_shape[0], self.eps, self.momentum, self.affine)
         features = _features(in_shape, "batchnorm")
-        return nn.BatchNorm1d(features, self.eps, self.momentum, self.affine)
+        return BatchNorm1d(features, self.eps, self.momentum, self.affine)
 
 
 @register_layer

@@ -103,6 +103,15 @@ class Trainer:
         self.optimizer = make_optimizer(cfg.optimizer, trainable)
         self.batches_per_epoch = max(1, -(-len(train) // batch_size))
         self.history: list[dict[str, Any]] = []
+        self.stop_reason: str | None = None
+
+    def request_stop(self, reason: str) -> None:
+        """Called by a callback in ``on_epoch_start``: end training before this epoch runs.
+
+        The request must be a pure function of training state, so that a resumed run stops at
+        the same epoch.
+        """
+        self.stop_reason = reason
 
     # -- state on disk -------------------------------------------------------------------------
 
@@ -153,6 +162,13 @@ class Trainer:
                     "train", total=self.batches_per_epoch, epoch=f"{epoch + 1}/{self.cfg.epochs}",
                     loss=0.0, acc=0.0,
                 )
+                torch.manual_seed(derive_seed(self.seed, epoch, 0))
+                self.model.train()
+                for cb in self.callbacks:
+                    cb.on_epoch_start(self, epoch)
+                if self.stop_reason is not None:
+                    progress.remove_task(task)
+                    break
                 record = self._epoch(epoch, progress, task)
                 for cb in self.callbacks:
                     cb.on_epoch_end(self, epoch, record)
@@ -165,11 +181,7 @@ class Trainer:
 
     def _epoch(self, epoch: int, progress: Progress, task: Any) -> dict[str, Any]:
         t0 = time.perf_counter()
-        torch.manual_seed(derive_seed(self.seed, epoch, 0))
         order = torch.Generator().manual_seed(derive_seed(self.seed, epoch, 1))
-        self.model.train()
-        for cb in self.callbacks:
-            cb.on_epoch_start(self, epoch)
         loss_sum, correct, seen = 0.0, 0, 0
         base_lr = lr = self.cfg.optimizer.lr
         batches = self.train_split.batches(self.batch_size, self.max_value, order)
@@ -183,8 +195,9 @@ class Trainer:
             logits = self.model(x)  # (B, classes)
             loss = F.cross_entropy(logits, y, label_smoothing=self.cfg.label_smoothing)
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
+            if loss.requires_grad:  # a fully binarized network may have no gradient left
+                loss.backward()
+                self.optimizer.step()
             batch_loss = float(loss.detach())
             for cb in self.callbacks:
                 cb.on_batch_end(self, info, batch_loss)
