@@ -30,6 +30,7 @@ class DataConfig(Section):
     batch_size: int = Field(default=64, gt=0)
     eval_batch_size: int = Field(default=1000, gt=0)
     val_fraction: float = Field(default=0.0, ge=0.0, lt=1.0)
+    shift: int = Field(default=0, ge=0)  # training only: random translation of up to N pixels
 
 
 class OptimizerConfig(Section):

@@ -170,7 +170,7 @@ def run_recipe(
         model, train, recipe.train,
         max_value=data.info.max_value, batch_size=recipe.data.batch_size, seed=recipe.seed,
         run_dir=out, val=val, eval_batch_size=recipe.data.eval_batch_size, progress=progress,
-        callbacks=callbacks,
+        callbacks=callbacks, shift=recipe.data.shift,
     )
     history = trainer.fit(resume=resume)
     save_weights(out / WEIGHTS, model, {"recipe": recipe.name})

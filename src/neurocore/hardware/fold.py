@@ -192,11 +192,14 @@ class Readout:
     name: str
     weight: torch.Tensor
     bias: torch.Tensor | None
-    bn: Any = None  # the model's batch norm module (eval formula), if any
+    scale: torch.Tensor | None = None  # the batch norm's inference formula, if one follows
+    shift: torch.Tensor | None = None
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
-        y = F.linear(a, self.weight, self.bias)
-        return self.bn(y) if self.bn is not None else y
+        y = F.linear(a, self.weight, self.bias)  # (B, classes)
+        if self.scale is None or self.shift is None:
+            return y
+        return y * self.scale + self.shift
 
 
 Stage = BinaryLayer | OrPool | Reshape | Decode | Readout
@@ -239,9 +242,9 @@ def _binary_layer(name: str, m: nn.Linear | nn.Conv2d, bn: nn.Module | None,
         return BinaryLayer(name, "linear", w, b, t, flip, chain)
     stride, padding = m.stride, m.padding
     if m.dilation != (1, 1) or isinstance(padding, str) or stride[0] != stride[1] \
-            or padding[0] != padding[1]:
+            or padding[0] != padding[1] or m.padding_mode != "zeros":
         raise NeurocoreError(
-            f"layer {name}: only square stride and padding without dilation can be folded"
+            f"layer {name}: only square stride and zero padding without dilation can be folded"
         )
     return BinaryLayer(name, "conv2d", w, b, t, flip, chain, stride[0], padding[0], m.groups)
 
@@ -270,7 +273,8 @@ def fold(model: nn.Module) -> BinaryNetwork:
                 nxt += 1
             elif isinstance(m, nn.Linear) and nxt == len(items):
                 bias = m.bias.detach().clone() if m.bias is not None else None
-                net.stages.append(Readout(name, m.weight.detach().clone(), bias, bn))
+                affine = bn.eval_affine() if isinstance(bn, _ExplicitEval) else (None, None)
+                net.stages.append(Readout(name, m.weight.detach().clone(), bias, *affine))
             else:
                 raise NeurocoreError(
                     f"layer {name}: a {type(m).__name__} must be followed by [batchnorm] and a "
@@ -283,8 +287,13 @@ def fold(model: nn.Module) -> BinaryNetwork:
                     f"layer {name}: max-pooling must follow a binary activation (over binary "
                     "values it is an OR neuron)"
                 )
-            k = m.kernel_size if isinstance(m.kernel_size, int) else m.kernel_size[0]
-            s = m.stride if isinstance(m.stride, int) else m.stride[0]
+            k, s = m.kernel_size, m.stride
+            if not (isinstance(k, int) and isinstance(s, int)) or m.padding != 0 \
+                    or m.dilation != 1 or m.ceil_mode:
+                raise NeurocoreError(
+                    f"layer {name}: only max-pooling with a square kernel and stride, no padding, "
+                    "no dilation and no ceil mode can be folded"
+                )
             net.stages.append(OrPool(name, k, s))
         elif isinstance(m, nn.Flatten):
             net.stages.append(Reshape(name))

@@ -1,11 +1,11 @@
 """Layers: the registry of recipe layer types and the model builder.
 
 Importing this package registers every built-in layer type, including the neuron models of
-:mod:`neurocore.neurons`.
+:mod:`neurocore.neurons`. A new layer module is added to the imports below.
 """
 
-import neurocore.neurons.activations  # noqa: F401,E402  (registers relu, sigmoid, ...)
-from neurocore.layers import standard  # noqa: F401  (registers linear, conv2d, ...)
+from neurocore.layers import batchnorm, output, standard  # noqa: F401  (register layer types)
 from neurocore.layers.registry import LAYER_TYPES, LayerSpec, build_model, register_layer
+from neurocore.neurons import activations, binary  # noqa: F401  (register neuron layer types)
 
 __all__ = ["LAYER_TYPES", "LayerSpec", "build_model", "register_layer"]

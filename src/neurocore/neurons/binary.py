@@ -5,7 +5,7 @@ Two trainable approximations of the threshold neuron ``y = [x ≥ θ]``:
 Whetstone (Severa et al. 2019), sharpness s ∈ [0, 1], width w = 1 − s, λ = 0.001:
     brelu:    y = clip((x − 0.5) / (w + λ) + 0.5, 0, 1)       s = 1:  y = [x ≥ 0.5]
     sigmoid:  y = σ(k · x), k = 4 ln(2 + √3) / (w + λ)          s = 1:  y = [x ≥ 0]
-              (k places the sigmoid's knees, the roots of its third derivative, at ±w/2)
+              (k puts the sigmoid's knees, the roots of its third derivative, at ±(w + λ)/4)
 
 Noisy bounded ReLU (Appuswamy et al. 2016):
     training: y = clip(x + n, 0, 1),  n ~ U(−r/2, r/2), the range r grows during training
@@ -82,7 +82,7 @@ def noisy_bounded_relu(
 ) -> torch.Tensor:
     """``clip(x + n, 0, 1)`` with ``n ~ U(−r/2, r/2)``; r = 0 is the plain bounded ReLU."""
     if noise_range > 0.0:
-        noise = torch.rand(x.shape, generator=generator, dtype=x.dtype) - 0.5
+        noise = torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device) - 0.5
         x = x + noise * noise_range
     return torch.clamp(x, 0.0, 1.0)
 

@@ -24,6 +24,7 @@ from torch import nn
 
 from neurocore.config import OptimizerConfig, TrainConfig
 from neurocore.data import Split
+from neurocore.data.augment import random_shift
 from neurocore.errors import RunDirError
 from neurocore.io import atomic_write_text
 from neurocore.training.checkpoint import CHECKPOINT, METRICS, load_checkpoint, save_checkpoint
@@ -87,6 +88,7 @@ class Trainer:
         eval_batch_size: int = 1000,
         callbacks: Sequence[Callback] = (),
         progress: bool = True,
+        shift: int = 0,
     ) -> None:
         self.model = model
         self.train_split = train
@@ -99,6 +101,7 @@ class Trainer:
         self.run_dir = run_dir
         self.callbacks = list(callbacks)
         self.show_progress = progress
+        self.shift = shift
         trainable = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = make_optimizer(cfg.optimizer, trainable)
         self.batches_per_epoch = max(1, -(-len(train) // batch_size))
@@ -192,6 +195,7 @@ class Trainer:
                 group["lr"] = lr
             for cb in self.callbacks:
                 cb.on_batch_start(self, info)
+            x = random_shift(x, self.shift, order)
             logits = self.model(x)  # (B, classes)
             loss = F.cross_entropy(logits, y, label_smoothing=self.cfg.label_smoothing)
             self.optimizer.zero_grad(set_to_none=True)
