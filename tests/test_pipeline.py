@@ -98,3 +98,27 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path: Path) -> None:
         assert torch.equal(a[k], b[k]), k
     ja, jb = (json.loads((d / "report.json").read_text()) for d in (full, killed))
     assert ja["test_accuracy"] == jb["test_accuracy"]
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides", "before"),
+    [
+        # steps before epoch e: max(0, e - 1), so epochs 0 and 1 are unsharpened
+        ("digits-whetstone", ["train.epochs=6", "binary.schedule={name: simple, start_epoch: 1, steps_per_layer: 1}"], 2),
+        ("digits-noisy-relu", ["train.epochs=5", "binary.threshold_start=1", "binary.threshold_every=1", "binary.noise.stop=2"], 1),
+    ],
+)
+def test_binary_recipes_report_folded_equality(
+    tmp_path: Path, name: str, overrides: list[str], before: int
+) -> None:
+    recipe = load_recipe(REPO / "recipes" / f"{name}.yaml", overrides)
+    data = run_recipe(recipe, tmp_path, progress=False).to_json()
+    binary = data["binary"]
+    assert binary["fold"] == {"mismatches": 0, "spike_mismatches": 0, "frames": 360}
+    # fully binary at the end: the model as trained is its own binarization
+    assert data["test_accuracy"] == data["test_accuracy_binary"] == binary["test_accuracy_binary"]
+    assert set(binary["phases"]) <= {"before", "during", "after"}
+    assert binary["phases"]["before"]["epochs"] == before
+    history = data["training"]["history"]
+    assert all("test_accuracy_binary" in h and "active_fraction" in h for h in history)
+    assert "## Binary communication" in (tmp_path / "report.md").read_text()

@@ -110,21 +110,28 @@ SharpeningSchedule = Annotated[
 ]
 
 
+class NoiseRamp(Section):
+    """Uniform noise range r growing linearly from 0 at epoch ``start`` to ``max`` at ``stop``
+    (fractional epochs, set per batch)."""
+
+    start: float = Field(default=0.0, ge=0)
+    stop: float = Field(default=5.0, gt=0)
+    max: float = Field(default=1.0, ge=0)
+
+
 class WhetstoneConfig(Section):
     method: Literal["whetstone"] = "whetstone"
     schedule: SharpeningSchedule = AdaptiveSharpening()
+    noise: NoiseRamp | None = None  # optional input noise while a layer is not yet sharp
     stop_when_sharp: bool = True  # end training once every layer is a step (no gradient left)
 
 
 class NoisyReLUConfig(Section):
-    """Noise range r grows linearly from 0 at ``noise_start`` to ``max_noise`` at ``noise_stop``
-    (fractional epochs, per batch); layer i becomes a threshold neuron at epoch
-    ``threshold_start + i · threshold_every``."""
+    """Noisy bounded ReLUs whose noise follows ``noise``; layer i becomes a threshold neuron at
+    epoch ``threshold_start + i · threshold_every``."""
 
     method: Literal["noisy_relu"] = "noisy_relu"
-    noise_start: float = Field(default=0.0, ge=0)
-    noise_stop: float = Field(default=5.0, gt=0)
-    max_noise: float = Field(default=1.0, ge=0)
+    noise: NoiseRamp = NoiseRamp()
     threshold_start: int = Field(default=5, ge=0)
     threshold_every: int = Field(default=1, ge=1)
 

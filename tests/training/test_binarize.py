@@ -13,6 +13,7 @@ from torch import nn
 from neurocore.config import (
     AdaptiveSharpening,
     EpochWindow,
+    NoiseRamp,
     NoisyReLUConfig,
     OptimizerConfig,
     ScheduledSharpening,
@@ -109,11 +110,11 @@ def test_adaptive_waits_after_a_layer_completes() -> None:
 
 
 def test_noise_and_threshold_schedule() -> None:
-    cfg = NoisyReLUConfig(noise_start=1, noise_stop=3, max_noise=0.8, threshold_start=4, threshold_every=2)
-    assert noise_range(cfg, 0, 5, 10) == 0.0
-    assert noise_range(cfg, 2, 0, 10) == pytest.approx(0.4)  # halfway
-    assert noise_range(cfg, 2, 5, 10) == pytest.approx(0.6)  # t = 2.5
-    assert noise_range(cfg, 7, 0, 10) == 0.8
+    cfg = NoisyReLUConfig(noise=NoiseRamp(start=1, stop=3, max=0.8), threshold_start=4, threshold_every=2)
+    assert noise_range(cfg.noise, 0, 5, 10) == 0.0
+    assert noise_range(cfg.noise, 2, 0, 10) == pytest.approx(0.4)  # halfway
+    assert noise_range(cfg.noise, 2, 5, 10) == pytest.approx(0.6)  # t = 2.5
+    assert noise_range(cfg.noise, 7, 0, 10) == 0.8
     assert [threshold_flags(cfg, 3, e) for e in (3, 4, 6, 8)] == [
         [False, False, False], [True, False, False], [True, True, False], [True, True, True]
     ]

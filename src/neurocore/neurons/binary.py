@@ -77,14 +77,21 @@ def threshold_ste(x: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def uniform_noise(
+    x: torch.Tensor, noise_range: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """``x + n`` with ``n ~ U(−r/2, r/2)``; r = 0 returns ``x`` itself."""
+    if noise_range <= 0.0:
+        return x
+    noise = torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device) - 0.5
+    return x + noise * noise_range
+
+
 def noisy_bounded_relu(
     x: torch.Tensor, noise_range: float, generator: torch.Generator | None = None
 ) -> torch.Tensor:
     """``clip(x + n, 0, 1)`` with ``n ~ U(−r/2, r/2)``; r = 0 is the plain bounded ReLU."""
-    if noise_range > 0.0:
-        noise = torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device) - 0.5
-        x = x + noise * noise_range
-    return torch.clamp(x, 0.0, 1.0)
+    return torch.clamp(uniform_noise(x, noise_range, generator), 0.0, 1.0)
 
 
 # ---- modules --------------------------------------------------------------------------------
@@ -108,13 +115,19 @@ class BinaryActivation(nn.Module, ABC):
 
 
 class Whetstone(BinaryActivation):
+    """Sharpenable activation. Optionally (``noise_range`` > 0, training only, while not fully
+    sharp) its input gets the noisy ReLU's uniform noise, which makes the network robust to the
+    coming binarization."""
+
     sharpness: torch.Tensor
+    noise_range: torch.Tensor
 
     def __init__(self, variant: Literal["brelu", "sigmoid"] = "brelu") -> None:
         super().__init__()
         self.variant = variant
         self.threshold = 0.5 if variant == "brelu" else 0.0
         self.register_buffer("sharpness", torch.zeros(()))
+        self.register_buffer("noise_range", torch.zeros(()))
 
     def is_binary(self) -> bool:
         return float(self.sharpness) >= 1.0
@@ -123,7 +136,10 @@ class Whetstone(BinaryActivation):
         if self.forced_binary:
             return self.binary_forward(x)
         fn = whetstone_brelu if self.variant == "brelu" else whetstone_sigmoid
-        return fn(x, float(self.sharpness))
+        s = float(self.sharpness)
+        if self.training and s < 1.0:
+            x = uniform_noise(x, float(self.noise_range))
+        return fn(x, s)
 
     def extra_repr(self) -> str:
         return f"variant={self.variant}, sharpness={float(self.sharpness):.4f}"

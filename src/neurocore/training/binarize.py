@@ -23,8 +23,9 @@ Whetstone (Severa et al. 2019), layers sharpened bottom-up, one at a time:
              per-batch mode.
 
 Noisy ReLU (Appuswamy et al. 2016): the uniform noise range grows linearly (per batch) from 0 at
-``noise_start`` to ``max_noise`` at ``noise_stop``; layer i becomes a threshold neuron from epoch
-``threshold_start + i · threshold_every`` on.
+``noise.start`` to ``noise.max`` at ``noise.stop``; layer i becomes a threshold neuron from epoch
+``threshold_start + i · threshold_every`` on. The same noise ramp can precede Whetstone
+sharpening (``binary.noise``), a combination of the two methods.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from torch import nn
 
 from neurocore.config import (
     AdaptiveSharpening,
+    NoiseRamp,
     NoisyReLUConfig,
     ScheduledSharpening,
     SimpleSharpening,
@@ -157,10 +159,10 @@ def adaptive_state_at(
 # ---- noisy ReLU schedule: pure functions ----------------------------------------------------
 
 
-def noise_range(cfg: NoisyReLUConfig, epoch: int, batch: int, batches: int) -> float:
+def noise_range(cfg: NoiseRamp, epoch: int, batch: int, batches: int) -> float:
     t = epoch + batch / batches
-    span = max(cfg.noise_stop - cfg.noise_start, 1e-12)
-    return cfg.max_noise * min(1.0, max(0.0, (t - cfg.noise_start) / span))
+    span = max(cfg.stop - cfg.start, 1e-12)
+    return cfg.max * min(1.0, max(0.0, (t - cfg.start) / span))
 
 
 def threshold_flags(cfg: NoisyReLUConfig, layers: int, epoch: int) -> list[bool]:
@@ -204,10 +206,13 @@ class Binarize(Callback):
 
     def _apply(self, epoch: int, batch: int, batches: int) -> None:
         if isinstance(self.cfg, WhetstoneConfig):
+            noise = self.cfg.noise
+            r = noise_range(noise, epoch, batch, batches) if noise is not None else 0.0
             for m, s in zip(self.layers, self.sharpness(epoch, batch, batches), strict=True):
                 m.sharpness.fill_(s)
+                m.noise_range.fill_(r)
         else:
-            r = noise_range(self.cfg, epoch, batch, batches)
+            r = noise_range(self.cfg.noise, epoch, batch, batches)
             flags = threshold_flags(self.cfg, len(self.layers), epoch)
             for m, flag in zip(self.layers, flags, strict=True):
                 m.noise_range.fill_(r)

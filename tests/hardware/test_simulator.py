@@ -1,0 +1,401 @@
+"""Simulators: hand-computed golden traces, and fast ↔ reference parity with ``torch.equal``.
+
+Every golden trace is checked on both simulators; the parity tests draw random small programs
+(all reset and negative modes, routes to cores, outputs and nowhere, random delays, membranes of
+4 to 26 bits so saturation is common and both float32 and float64 fast paths run) and count the
+fast simulator's ticks to prove the fast path ran.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+
+from neurocore.errors import NeurocoreError
+from neurocore.hardware.corespec import CoreSpec, NegMode, ResetMode
+from neurocore.hardware.program import Program, ProgramError
+from neurocore.hardware.simulator import (
+    SimResult,
+    SimulationError,
+    Simulator,
+    exact_dtype,
+    reference_simulate,
+    simulate,
+)
+
+FIELDS = ("outputs", "spike_count", "synaptic_events", "spikes", "membrane")
+GOLD = CoreSpec(axons=4, neurons=4, max_delay=4, name="gold")  # 20-bit membrane, ±255
+
+
+def _edit(p: Program, **changes: dict[tuple[int, ...], int]) -> Program:
+    """Set single elements: ``_edit(p, threshold={(core, neuron): 5})``."""
+    new = {}
+    for name, entries in changes.items():
+        t = getattr(p, name).clone()
+        for index, value in entries.items():
+            t[index] = value
+        new[name] = t
+    return p.replace(**new)
+
+
+def _input_map(p: Program, entries: list[tuple[int, int, int]]) -> Program:
+    """entries: (line, core, axon)."""
+    cols = list(zip(*entries, strict=True))
+    return p.replace(**{
+        name: torch.tensor(col, dtype=torch.int32)
+        for name, col in zip(("input_line", "input_core", "input_axon"), cols, strict=True)
+    })
+
+
+def _spikes(*trains: list[int]) -> torch.Tensor:
+    """One frame; each argument is one input line's spike train -> (1, ticks, lines) bool."""
+    return torch.tensor(trains, dtype=torch.bool).T[None]
+
+
+def _both(p: Program, x: torch.Tensor, ticks: int) -> SimResult:
+    """Run both simulators, check they agree exactly and that the fast one ran; return it."""
+    sim = Simulator(p)
+    fast = sim.run(x, ticks, record=True)
+    assert sim.calls == ticks
+    ref = reference_simulate(p, x, ticks, record=True)
+    for f in FIELDS:
+        assert torch.equal(getattr(fast, f), getattr(ref, f)), f
+    return fast
+
+
+def _trace(r: SimResult, core: int, neuron: int) -> list[int]:
+    assert r.membrane is not None
+    return r.membrane[0, :, core, neuron].tolist()
+
+
+def _fired(r: SimResult, core: int, neuron: int) -> list[int]:
+    assert r.spikes is not None
+    return r.spikes[0, :, core, neuron].int().tolist()
+
+
+# ---- golden traces ----------------------------------------------------------------------------
+
+def test_golden_leak_and_linear_reset() -> None:
+    # Neuron 0: axon 0 (type 0, S=3) and axon 1 (type 1, S=2); λ=1, α=5, linear reset, β=0 saturate.
+    p = Program.blank(1, num_inputs=2, num_outputs=1, spec=GOLD)
+    p = _edit(
+        p, crossbar={(0, 0, 0): 1, (0, 1, 0): 1}, axon_types={(0, 1): 1},
+        strengths={(0, 0, 0): 3, (0, 0, 1): 2}, leak={(0, 0): 1}, threshold={(0, 0): 5},
+        reset_mode={(0, 0): ResetMode.LINEAR}, neg_mode={(0, 0): NegMode.SATURATE},
+        dest_core={(0, 0): -1}, dest_axon={(0, 0): 0},
+    )
+    p = _input_map(p, [(0, 0, 0), (1, 0, 1)])
+    x = _spikes([1, 1, 0, 0, 1, 1, 1, 1], [0, 1, 0, 0, 0, 0, 1, 0])
+    # t0: 0+3-1 = 2          t1: 2+3+2-1 = 6 ≥ 5 spike, 6-5 = 1     t2: 1-1 = 0
+    # t3: 0-1 = -1 < -0, saturate to -β = 0                           t4: 0+3-1 = 2
+    # t5: 2+3-1 = 4          t6: 4+3+2-1 = 8 spike, 8-5 = 3           t7: 3+3-1 = 5 spike, 0
+    r = _both(p, x, 8)
+    assert _trace(r, 0, 0) == [2, 1, 0, 0, 2, 4, 3, 0]
+    assert _fired(r, 0, 0) == [0, 1, 0, 0, 0, 0, 1, 1]
+    assert r.outputs[0, :, 0].tolist() == [0, 1, 0, 0, 0, 0, 1, 1]
+    assert r.spike_count.tolist() == [3]
+    # one connected neuron per axon: events = active axon-ticks = 1+2+0+0+1+1+2+1
+    assert r.synaptic_events.tolist() == [8]
+    assert _trace(r, 0, 1) == [0] * 8  # blank neurons stay at 0
+
+
+def test_golden_absolute_none_and_else_if() -> None:
+    # Three neurons fed by axon 0 (S=3) every tick for 4 ticks, α=4, each to its own port.
+    p = Program.blank(1, num_inputs=1, num_outputs=3, spec=GOLD)
+    p = _edit(
+        p,
+        crossbar={(0, 0, 0): 1, (0, 0, 1): 1, (0, 0, 2): 1},
+        strengths={(0, 0, 0): 3, (0, 1, 0): 3, (0, 2, 0): 3},
+        threshold={(0, 0): 4, (0, 1): 4, (0, 2): 4},
+        reset_mode={(0, 0): ResetMode.ABSOLUTE, (0, 1): ResetMode.NONE, (0, 2): ResetMode.ABSOLUTE},
+        reset_value={(0, 0): 1, (0, 2): -2},
+        neg_threshold={(0, 2): 1}, neg_mode={(0, 2): NegMode.RESET},
+        dest_core={(0, 0): -1, (0, 1): -1, (0, 2): -1},
+        dest_axon={(0, 0): 0, (0, 1): 1, (0, 2): 2},
+    )
+    p = _input_map(p, [(0, 0, 0)])
+    r = _both(p, _spikes([1, 1, 1, 1]), 5)
+    # n0 absolute R=1: 3 | 6 spike→1 | 4 spike→1 | 4 spike→1 | 1 (no input)
+    assert _trace(r, 0, 0) == [3, 1, 1, 1, 1]
+    assert r.outputs[0, :, 0].tolist() == [0, 1, 1, 1, 0]
+    # n1 no reset: 3 | 6 spike | 9 spike | 12 spike | 12 still ≥ 4: spike
+    assert _trace(r, 0, 1) == [3, 6, 9, 12, 12]
+    assert r.outputs[0, :, 1].tolist() == [0, 1, 1, 1, 1]
+    # n2 absolute R=-2, β=1 neg reset: 3 | 6 spike→-2 (a spike skips the negative check)
+    #   | -2+3 = 1 | 4 spike→-2 | -2 < -1: V ← -R = 2
+    assert _trace(r, 0, 2) == [3, -2, 1, -2, 2]
+    assert r.outputs[0, :, 2].tolist() == [0, 1, 0, 1, 0]
+    assert r.spike_count.tolist() == [3 + 4 + 2]
+    assert r.synaptic_events.tolist() == [4 * 3]  # 4 active ticks × 3 connected neurons
+
+
+def test_golden_negative_reset_vs_saturate() -> None:
+    # Both neurons: axon 0 with S=-2 every tick, α=100, β=3, R=1; n0 neg reset, n1 saturate.
+    p = Program.blank(1, num_inputs=1, spec=GOLD)
+    p = _edit(
+        p, crossbar={(0, 0, 0): 1, (0, 0, 1): 1}, strengths={(0, 0, 0): -2, (0, 1, 0): -2},
+        threshold={(0, 0): 100, (0, 1): 100}, neg_threshold={(0, 0): 3, (0, 1): 3},
+        reset_value={(0, 0): 1, (0, 1): 1},
+        neg_mode={(0, 0): NegMode.RESET, (0, 1): NegMode.SATURATE},
+    )
+    p = _input_map(p, [(0, 0, 0)])
+    r = _both(p, _spikes([1, 1, 1, 1]), 4)
+    # n0: -2 | -4 < -3 → -R = -1 | -3 (not < -3) | -5 → -1
+    assert _trace(r, 0, 0) == [-2, -1, -3, -1]
+    # n1: -2 | -4 → -β = -3 | -5 → -3 | -5 → -3
+    assert _trace(r, 0, 1) == [-2, -3, -3, -3]
+    assert r.spike_count.tolist() == [0]
+
+
+def test_golden_delay_three_between_cores() -> None:
+    # core 0 neuron 0 (fed by input line 0) → core 1 axon 2 after 3 ticks; core 1 neuron 1
+    # fires on that axon and drives output port 0.
+    p = Program.blank(2, num_inputs=1, num_outputs=1, spec=GOLD)
+    p = _edit(
+        p, crossbar={(0, 0, 0): 1, (1, 2, 1): 1}, strengths={(0, 0, 0): 1, (1, 1, 0): 1},
+        dest_core={(0, 0): 1, (1, 1): -1}, dest_axon={(0, 0): 2, (1, 1): 0}, delay={(0, 0): 3},
+    )
+    p = _input_map(p, [(0, 0, 0)])
+    r = _both(p, _spikes([1, 0, 1]), 7)
+    assert _fired(r, 0, 0) == [1, 0, 1, 0, 0, 0, 0]
+    assert _fired(r, 1, 1) == [0, 0, 0, 1, 0, 1, 0]  # sent at 0 and 2, arrive at 3 and 5
+    assert r.outputs[0, :, 0].tolist() == [0, 0, 0, 1, 0, 1, 0]
+    assert r.synaptic_events.tolist() == [4]
+    assert r.spike_count.tolist() == [4]
+
+
+def test_golden_spikes_or_on_one_axon() -> None:
+    # Neurons 0 and 1 fire at t0 and both target axon 3 (delay 1); input line 1 also hits axon
+    # 3 at t1. Neuron 2 (S=5 from axon 3, α=100) sees ONE activation at t1: V = 5, not 10 or 15.
+    p = Program.blank(1, num_inputs=2, spec=GOLD)
+    p = _edit(
+        p, crossbar={(0, 0, 0): 1, (0, 0, 1): 1, (0, 3, 2): 1},
+        strengths={(0, 0, 0): 1, (0, 1, 0): 1, (0, 2, 0): 5}, threshold={(0, 2): 100},
+        dest_core={(0, 0): 0, (0, 1): 0}, dest_axon={(0, 0): 3, (0, 1): 3},
+    )
+    p = _input_map(p, [(0, 0, 0), (1, 0, 3)])
+    r = _both(p, _spikes([1, 0, 0], [0, 1, 0]), 3)
+    assert _fired(r, 0, 0) == _fired(r, 0, 1) == [1, 0, 0]
+    assert _trace(r, 0, 2) == [0, 5, 5]
+    # t0: axon 0 → neurons 0 and 1 (2 events); t1: axon 3 → neuron 2 (1 event)
+    assert r.synaptic_events.tolist() == [3]
+
+
+def test_golden_spikes_add_on_one_output_port() -> None:
+    p = Program.blank(1, num_inputs=1, num_outputs=2, spec=GOLD)
+    p = _edit(
+        p, crossbar={(0, 0, 0): 1, (0, 0, 1): 1, (0, 0, 2): 1},
+        strengths={(0, 0, 0): 1, (0, 1, 0): 1, (0, 2, 0): 1},
+        dest_core={(0, 0): -1, (0, 1): -1, (0, 2): -1}, dest_axon={(0, 0): 1, (0, 1): 1, (0, 2): 0},
+    )
+    p = _input_map(p, [(0, 0, 0)])
+    r = _both(p, _spikes([0, 1]), 3)
+    assert r.outputs[0].tolist() == [[0, 0], [1, 2], [0, 0]]
+
+
+def test_golden_membrane_saturates_at_20_bits() -> None:
+    vmax = GOLD.membrane_max
+    assert vmax == 2**19 - 1 == 524287
+    p = Program.blank(1, spec=GOLD)
+    p = _edit(
+        p,
+        leak={(0, 0): -vmax, (0, 1): -vmax, (0, 2): vmax},  # a negative leak adds every tick
+        threshold={(0, 0): vmax, (0, 1): 1, (0, 2): vmax},
+        reset_mode={(0, 0): ResetMode.NONE, (0, 1): ResetMode.LINEAR},
+        neg_threshold={(0, 2): vmax}, neg_mode={(0, 2): NegMode.SATURATE},
+    )
+    assert Simulator(p).dtype == torch.float32
+    r = _both(p, torch.zeros(1, 0, 0, dtype=torch.bool), 3)
+    # n0 none: 524287 spike | 1048574 spike → saturate 524287 | same
+    assert _trace(r, 0, 0) == [vmax, vmax, vmax]
+    assert _fired(r, 0, 0) == [1, 1, 1]
+    # n1 linear α=1: 524287 → 524286 | 524286+524287-1 = 1048572 → 524287 | 1048573 → 524287
+    assert _trace(r, 0, 1) == [vmax - 1, vmax, vmax]
+    # n2: -524287 | -1048574 < -β → -β; V never falls below −β ≥ −2^19, the lower bound
+    assert _trace(r, 0, 2) == [-vmax, -vmax, -vmax]
+
+
+def test_golden_32_bit_membrane_takes_the_float64_path() -> None:
+    spec = CoreSpec(axons=4, neurons=4, membrane_bits=32, name="wide")
+    vmax = 2**31 - 1
+    p = _edit(Program.blank(1, spec=spec), leak={(0, 0): -vmax}, threshold={(0, 0): vmax},
+              reset_mode={(0, 0): ResetMode.LINEAR})
+    sim = Simulator(p)
+    assert sim.dtype == torch.float64  # 2^31 is beyond float32's exact integers
+    r = _both(p, torch.zeros(2, 0, 0), 3)
+    # vmax spike → 0 | vmax spike → 0 | ...
+    assert r.membrane is not None and r.membrane[:, :, 0, 0].tolist() == [[0, 0, 0]] * 2
+    p = _edit(p, reset_mode={(0, 0): ResetMode.NONE}, threshold={(0, 0): 1})
+    assert _trace(_both(p, torch.zeros(1, 0, 0), 3), 0, 0) == [vmax] * 3
+
+
+# ---- parity on random programs ----------------------------------------------------------------
+
+def _dynamic_program(
+    g: torch.Generator, spec: CoreSpec, cores: int, num_inputs: int, num_outputs: int,
+    entries: int,
+) -> Program:
+    """A random valid program whose thresholds are small enough for neurons to fire."""
+    c, a, n, t = cores, spec.axons, spec.neurons, spec.axon_types
+    s, vmax = spec.strength_abs_max, spec.membrane_max
+    reach = min(vmax, 2 * s)
+
+    def ints(lo: int, hi: int, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+        return torch.randint(lo, hi + 1, shape, generator=g, dtype=torch.int64).to(dtype)
+
+    kinds = ints(0, 2, (c, n), torch.int32)  # 0 core, 1 output, 2 unused
+    if num_outputs == 0:
+        kinds = torch.where(kinds == 1, 0, kinds)
+    dest_core = torch.where(kinds == 0, ints(0, c - 1, (c, n), torch.int32),
+                            torch.where(kinds == 1, -1, -2)).to(torch.int32)
+    dest_axon = torch.where(kinds == 1, ints(0, max(num_outputs - 1, 0), (c, n), torch.int32),
+                            ints(0, a - 1, (c, n), torch.int32))
+    k = entries if num_inputs else 0
+    return Program(
+        crossbar=torch.rand((c, a, n), generator=g) < 0.2 + 0.6 * torch.rand((), generator=g),
+        axon_types=ints(0, t - 1, (c, a), torch.int8),
+        strengths=ints(spec.strength_min, spec.strength_max, (c, n, t), torch.int16),
+        leak=ints(-(reach // 4), reach // 4, (c, n), torch.int32),
+        threshold=ints(1, reach, (c, n), torch.int32),
+        neg_threshold=ints(0, reach, (c, n), torch.int32),
+        reset_value=ints(-reach, reach, (c, n), torch.int32),
+        reset_mode=ints(0, 2, (c, n), torch.uint8),
+        neg_mode=ints(0, 1, (c, n), torch.uint8),
+        dest_core=dest_core,
+        dest_axon=dest_axon.to(torch.int32),
+        delay=ints(1, spec.max_delay, (c, n), torch.uint8),
+        input_line=ints(0, max(num_inputs - 1, 0), (k,), torch.int32),
+        input_core=ints(0, c - 1, (k,), torch.int32),
+        input_axon=ints(0, a - 1, (k,), torch.int32),
+        num_inputs=num_inputs,
+        num_outputs=num_outputs,
+        spec=spec,
+    )
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    axons=st.integers(8, 16), neurons=st.integers(8, 16), types=st.integers(1, 4),
+    strength=st.sampled_from([1, 3, 20, 255]), bits=st.sampled_from([4, 6, 8, 20, 26]),
+    max_delay=st.integers(1, 6), cores=st.integers(1, 4),
+    num_inputs=st.integers(0, 6), num_outputs=st.integers(0, 4), entries=st.integers(0, 24),
+    batch=st.integers(1, 3), ticks_in=st.integers(0, 12), extra=st.integers(0, 8),
+    rate=st.floats(0.05, 0.9),
+)
+def test_fast_equals_reference_on_random_programs(
+    seed: int, axons: int, neurons: int, types: int, strength: int, bits: int, max_delay: int,
+    cores: int, num_inputs: int, num_outputs: int, entries: int, batch: int, ticks_in: int,
+    extra: int, rate: float,
+) -> None:
+    spec = CoreSpec(axons=axons, neurons=neurons, axon_types=types, strength_min=-strength,
+                    strength_max=strength, membrane_bits=bits, max_delay=max_delay, name="h")
+    g = torch.Generator().manual_seed(seed)
+    p = _dynamic_program(g, spec, cores, num_inputs, num_outputs, entries)
+    x = torch.rand((batch, ticks_in, num_inputs), generator=g) < rate
+    ticks = ticks_in + extra
+
+    sim = Simulator(p)
+    event(f"fast path {sim.dtype}")
+    fast = sim.run(x, ticks, record=True)
+    assert sim.calls == ticks  # the fast path ran, one call per tick for the whole batch
+    ref = reference_simulate(p, x, ticks, record=True)
+    for f in FIELDS:
+        assert torch.equal(getattr(fast, f), getattr(ref, f)), f
+    assert fast.outputs.shape == (batch, ticks, num_outputs) and fast.outputs.dtype == torch.int32
+    assert fast.membrane is not None and fast.membrane.shape == (batch, ticks, cores, neurons)
+    assert fast.spikes is not None and fast.spike_count.tolist() == fast.spikes.sum((1, 2, 3)).tolist()
+    event("spiked" if int(fast.spike_count.sum()) else "silent")
+
+    plain = simulate(p, x, ticks)  # the one-call API, unrecorded
+    assert plain.spikes is None and plain.membrane is None
+    for f in FIELDS[:3]:
+        assert torch.equal(getattr(plain, f), getattr(ref, f)), f
+
+
+def test_parity_is_not_vacuous() -> None:
+    """A fixed busy program: spikes, outputs, saturation and negative actions all happen."""
+    spec = CoreSpec(axons=16, neurons=16, strength_min=-20, strength_max=20, membrane_bits=6,
+                    max_delay=5, name="busy")
+    g = torch.Generator().manual_seed(3)
+    p = _dynamic_program(g, spec, cores=3, num_inputs=6, num_outputs=4, entries=24)
+    x = torch.rand((2, 20, 6), generator=g) < 0.4
+    r = _both(p, x, 30)
+    assert r.membrane is not None and r.spikes is not None
+    assert int(r.spike_count.min()) > 20 and int(r.outputs.sum()) > 0
+    assert int(r.membrane.max()) == spec.membrane_max  # saturation reached
+    assert int(r.membrane.min()) < 0
+    assert not torch.equal(r.outputs[0], r.outputs[1])  # frames are independent
+    for b in range(2):  # and each equals its own run alone
+        alone = simulate(p, x[b : b + 1], 30, record=True)
+        assert alone.membrane is not None and torch.equal(alone.membrane[0], r.membrane[b])
+
+
+# ---- API details ------------------------------------------------------------------------------
+
+def test_calls_count_every_fast_tick() -> None:
+    p = Program.blank(2, num_inputs=1, spec=GOLD)
+    sim = Simulator(p)
+    assert sim.calls == 0
+    sim.run(torch.ones(3, 2, 1, dtype=torch.bool), 5)
+    sim.run(torch.ones(1, 0, 1, dtype=torch.bool), 4)
+    assert sim.calls == 9
+
+
+def test_zero_ticks() -> None:
+    p = Program.blank(1, num_inputs=2, num_outputs=3, spec=GOLD)
+    r = simulate(p, torch.zeros(2, 0, 2, dtype=torch.bool), 0, record=True)
+    assert r.outputs.shape == (2, 0, 3) and r.spike_count.tolist() == [0, 0]
+    assert r.membrane is not None and r.membrane.shape == (2, 0, 1, 4)
+
+
+def test_numeric_zero_one_inputs_equal_bool() -> None:
+    p = _input_map(Program.blank(1, num_inputs=1, spec=GOLD), [(0, 0, 0)])
+    p = _edit(p, crossbar={(0, 0, 0): 1}, strengths={(0, 0, 0): 2})
+    xb = _spikes([1, 0, 1])
+    a = simulate(p, xb, 3, record=True)
+    for x in (xb.float(), xb.to(torch.int64), xb.to(torch.uint8)):
+        b = simulate(p, x, 3, record=True)
+        assert a.membrane is not None and b.membrane is not None
+        assert torch.equal(a.membrane, b.membrane)
+
+
+@pytest.mark.parametrize(
+    ("inputs", "ticks", "words"),
+    [
+        (torch.zeros(1, 2, 3), 2, "3 input lines, the program has num_inputs 2"),
+        (torch.zeros(2, 2), 2, "(batch, ticks_in, num_inputs)"),
+        (torch.zeros(1, 5, 2), 4, "ticks 4 < the 5 ticks of input"),
+        (torch.zeros(1, 1, 2), -1, "ticks -1"),
+        (torch.full((1, 1, 2), 2.0), 1, "all 0 or 1"),
+        (torch.full((1, 1, 2), 0.5), 1, "all 0 or 1"),
+    ],
+)
+def test_bad_inputs(inputs: torch.Tensor, ticks: int, words: str) -> None:
+    p = Program.blank(1, num_inputs=2, spec=GOLD)
+    for run in (simulate, reference_simulate):
+        with pytest.raises(SimulationError) as e:
+            run(p, inputs, ticks)
+        assert isinstance(e.value, NeurocoreError) and words in str(e.value)
+
+
+def test_invalid_program_is_refused() -> None:
+    p = _edit(Program.blank(1, spec=GOLD), threshold={(0, 2): 0})
+    for run in (Simulator, lambda q: reference_simulate(q, torch.zeros(1, 0, 0), 1)):
+        with pytest.raises(ProgramError, match="core 0 neuron 2: threshold 0"):
+            run(p)
+
+
+def test_exact_dtype_follows_the_spec_bound() -> None:
+    assert exact_dtype(GOLD, 1, 0) == torch.float32
+    assert exact_dtype(CoreSpec(), 4096, 10_000) == torch.float32  # a full TrueNorth chip
+    assert exact_dtype(CoreSpec(membrane_bits=24), 1, 0) == torch.float64
+    assert exact_dtype(CoreSpec(strength_min=-32768, strength_max=32767), 1, 0) == torch.float64
+    before = torch.get_float32_matmul_precision()
+    try:  # reduced-precision float32 matmuls (TF32, bf16) are not exact: use float64
+        torch.set_float32_matmul_precision("high")
+        assert exact_dtype(GOLD, 1, 0) == torch.float64
+    finally:
+        torch.set_float32_matmul_precision(before)
