@@ -17,6 +17,7 @@ Supported layer sequences (top-level children of an ``nn.Sequential``), dropout 
 
     (Linear | Conv2d) [BatchNorm] BinaryActivation     a binary layer
     MaxPool2d after a binary layer                     OR over the window
+    Thermometer (first layer only)                     input coding, done by the host
     Flatten
     NHotDecode                                         class scores from the last binary layer
     Linear [BatchNorm]  at the end                     a non-binary read-out
@@ -34,6 +35,7 @@ from torch import nn
 
 from neurocore.errors import NeurocoreError
 from neurocore.layers.batchnorm import _ExplicitEval
+from neurocore.layers.encode import Thermometer, thermometer
 from neurocore.layers.output import NHotDecode, nhot_decode
 from neurocore.neurons.binary import BinaryActivation
 
@@ -171,6 +173,17 @@ class OrPool:
 
 
 @dataclass
+class Encode:
+    """Input transduction on the host: pixels to the spikes sent to the chip."""
+
+    name: str
+    levels: int
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return thermometer(x, self.levels)
+
+
+@dataclass
 class Reshape:
     name: str
 
@@ -202,7 +215,7 @@ class Readout:
         return y * self.scale + self.shift
 
 
-Stage = BinaryLayer | OrPool | Reshape | Decode | Readout
+Stage = Encode | BinaryLayer | OrPool | Reshape | Decode | Readout
 
 
 @dataclass
@@ -231,12 +244,20 @@ def _chain(bn: nn.Module | None, act: BinaryActivation) -> Chain:
     return Chain(scale, shift, act.threshold)
 
 
+def synaptic_weight(m: nn.Linear | nn.Conv2d) -> torch.Tensor:
+    """The weights the layer's forward pass uses: quantized layers' integer view as floats."""
+    to_int = getattr(m, "to_int", None)
+    if callable(to_int) and getattr(m, "quantize", True):
+        return to_int().to(torch.float32)
+    return m.weight.detach().clone()
+
+
 def _binary_layer(name: str, m: nn.Linear | nn.Conv2d, bn: nn.Module | None,
                   act: BinaryActivation) -> BinaryLayer:
     chain = _chain(bn, act)
     channels = m.out_features if isinstance(m, nn.Linear) else m.out_channels
     t, flip = float_thresholds(chain, channels)
-    w = m.weight.detach().clone()
+    w = synaptic_weight(m)
     b = m.bias.detach().clone() if m.bias is not None else None
     if isinstance(m, nn.Linear):
         return BinaryLayer(name, "linear", w, b, t, flip, chain)
@@ -274,7 +295,7 @@ def fold(model: nn.Module) -> BinaryNetwork:
             elif isinstance(m, nn.Linear) and nxt == len(items):
                 bias = m.bias.detach().clone() if m.bias is not None else None
                 affine = bn.eval_affine() if isinstance(bn, _ExplicitEval) else (None, None)
-                net.stages.append(Readout(name, m.weight.detach().clone(), bias, *affine))
+                net.stages.append(Readout(name, synaptic_weight(m), bias, *affine))
             else:
                 raise NeurocoreError(
                     f"layer {name}: a {type(m).__name__} must be followed by [batchnorm] and a "
@@ -295,6 +316,10 @@ def fold(model: nn.Module) -> BinaryNetwork:
                     "no dilation and no ceil mode can be folded"
                 )
             net.stages.append(OrPool(name, k, s))
+        elif isinstance(m, Thermometer):
+            if net.stages:
+                raise NeurocoreError(f"layer {name}: input coding must be the first layer")
+            net.stages.append(Encode(name, m.levels))
         elif isinstance(m, nn.Flatten):
             net.stages.append(Reshape(name))
         elif isinstance(m, NHotDecode):

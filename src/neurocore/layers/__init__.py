@@ -4,7 +4,13 @@ Importing this package registers every built-in layer type, including the neuron
 :mod:`neurocore.neurons`. A new layer module is added to the imports below.
 """
 
-from neurocore.layers import batchnorm, output, standard  # noqa: F401  (register layer types)
+from neurocore.layers import (  # noqa: F401  (register layer types)
+    batchnorm,
+    encode,
+    output,
+    standard,
+    ternary,
+)
 from neurocore.layers.registry import LAYER_TYPES, LayerSpec, build_model, register_layer
 from neurocore.neurons import activations, binary  # noqa: F401  (register neuron layer types)
 
