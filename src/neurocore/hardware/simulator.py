@@ -16,13 +16,16 @@ Initially every V is 0 and no spike is in flight; external input lines are silen
 (active axon, connected crossbar point) pair: a tick's events are Σ_c Σ_i A_ci(t) · Σ_j B_cij.
 
 :func:`reference_simulate` loops over frames, ticks, cores, neurons and axons in plain Python
-integers, line by line as above. :func:`simulate` (and :class:`Simulator`) runs all frames and
-cores at once: the synaptic input of every core is one batched matrix product of the activity
-(C, A, B) with W = B ∘ S(G) (C, A, N), computed in float32. Every number the fast path forms is
-an integer of magnitude below 2^24 (bound :func:`exact_dtype` checks from the spec), so float32
-arithmetic on it is exact; beyond that bound it uses float64 (exact to 2^53) rather than int64,
-which CUDA matmuls do not support. Routing is a ring buffer of ``max_delay + 1`` slots written by
-``index_add_`` (counts, clamped to 1 when read: that is the OR).
+integers, line by line as above. :func:`simulate` (and :class:`Simulator`) advances all frames
+and cores together, one tick per loop iteration: steps 1–2 are one batched ``V + Wᵀ·A`` over the
+cores (``baddbmm`` of W = B ∘ S(G) with the activity, (C, N, A) × (C, A, B)), steps 3–5 a few
+elementwise ops, step 6 one ``scatter_add_`` of all spikes into a ring buffer of (largest
+delay + 1) slots, read back clamped to 1 (that is the OR), and into the output counts.
+Membranes and sums are held in float32: every number the fast path forms is an integer of
+magnitude below 2^24 (:func:`exact_bound`, from the spec), so float32 arithmetic on it is exact.
+Beyond that bound, or when float32 matmuls are allowed reduced precision (TF32, bf16), it uses
+float64, exact to 2^53, rather than int64, which CUDA matmuls lack. Synaptic events are counted
+in int64 at the end, as Σ_t A_ci(t) times each axon's fan-out.
 """
 
 from __future__ import annotations
@@ -49,17 +52,18 @@ class SimResult:
 
     outputs: torch.Tensor  # (B, ticks, num_outputs) int32: spikes per output port per tick
     spike_count: torch.Tensor  # (B,) int64: all spikes of all neurons, per frame
+    core_spikes: torch.Tensor  # (B, C) int64: spikes of each core's neurons, per frame
     synaptic_events: torch.Tensor  # (B,) int64: Σ_t Σ_c Σ_i A_ci(t) · Σ_j B_cij, per frame
     spikes: torch.Tensor | None  # (B, ticks, C, N) bool when recorded, else None
     membrane: torch.Tensor | None  # (B, ticks, C, N) int32, V after each tick, else None
+    weighted_spikes: torch.Tensor | None = None  # (B,) float64: Σ spikes · spike_weights
 
 
 def exact_bound(spec: CoreSpec, num_cores: int, num_map_entries: int) -> int:
     """Largest magnitude of any number the fast path forms for programs of this shape."""
     return max(
         2**spec.membrane_bits + spec.axons * spec.strength_abs_max,  # |V + Σ − λ|, |V − α|
-        spec.axons * spec.neurons,  # one core's synaptic events in one tick
-        num_cores * spec.neurons + num_map_entries,  # spikes landing on one axon in one tick
+        num_cores * spec.neurons + num_map_entries,  # spikes on one axon or port in one tick
     )
 
 
@@ -118,10 +122,10 @@ class Simulator:
         def col(x: torch.Tensor) -> torch.Tensor:  # (C, N) -> (C, N, 1) in compute dtype
             return x.to(dev, torch.int64)[:, :, None].to(dt)
 
-        # Synaptic matrix, transposed, with one extra row counting connections: (C, N + 1, A).
+        # Synaptic matrix, transposed: (C, N, A); connections per axon for synaptic events.
         w = program.effective_weights().to(dev, torch.int64)  # (C, A, N)
-        fanout = program.crossbar.to(dev, torch.int64).sum(2, keepdim=True)  # (C, A, 1)
-        self.wt = torch.cat([w, fanout], 2).transpose(1, 2).to(dt).contiguous()  # (C, N+1, A)
+        self.wt = w.transpose(1, 2).to(dt).contiguous()  # (C, N, A)
+        self.fanout = program.crossbar.to(dev, torch.int64).sum(2, keepdim=True)  # (C, A, 1)
 
         # Neuron parameters, (C, N, 1) to broadcast over the batch.
         mode = program.reset_mode.to(dev, torch.int64)
@@ -139,20 +143,23 @@ class Simulator:
         self.neg_value = torch.where(neg_reset, -col(reset), self.neg_beta)
         self.vmin, self.vmax = float(spec.membrane_min), float(spec.membrane_max)
 
-        # Routing: flat source neuron c·N + j -> ring-buffer row (slot·C·A + core·A + axon).
+        # Where each neuron's spike goes, as a row of the per-run target buffer
+        #   [ring: S slots × C·A axons | outputs: ticks × P ports | one discard row]:
+        # a core destination at phase p (= t mod S) -> ((p + delay) mod S)·C·A + core·A + axon,
+        # output port k -> S·C·A + t·P + k, unused -> the discard row (filled in per run).
         dest = program.dest_core.to(dev, torch.int64).reshape(-1)  # (C·N,)
-        daxon = program.dest_axon.to(dev, torch.int64).reshape(-1)
-        routed = dest >= 0
-        self.route_src = routed.nonzero().squeeze(1)  # (M,)
-        self.all_routed = bool(routed.all())
-        delay = program.delay.to(dev, torch.int64).reshape(-1)[routed]  # (M,)
-        self.slots = int(delay.max()) + 1 if delay.numel() else 1
-        target = dest[routed] * a + daxon[routed]  # (M,)
+        daxon = program.dest_axon.to(dev, torch.int64).reshape(-1)  # (C·N,)
+        delay = program.delay.to(dev, torch.int64).reshape(-1)  # (C·N,)
+        routed, output = dest >= 0, dest == DEST_OUTPUT
+        self.slots = int(delay[routed].max()) + 1 if bool(routed.any()) else 1
+        ring = self.slots * c * a
         phase = torch.arange(self.slots, device=dev)[:, None]  # (S, 1)
-        self.route_row = ((phase + delay) % self.slots) * (c * a) + target  # (S, M)
-        out = dest == DEST_OUTPUT
-        self.out_src = out.nonzero().squeeze(1)  # (P,)
-        self.out_port = daxon[out]  # (P,)
+        to_axon = ((phase + delay) % self.slots) * (c * a) + dest * a + daxon  # (S, C·N)
+        self.target_row = torch.where(routed, to_axon, torch.where(output, ring + daxon, -1))
+        self.unused = ~(routed | output)  # (C·N,)
+        self.out_step = output.to(torch.int64) * program.num_outputs  # (C·N,) rows per tick
+        self.any_target = bool((routed | output).any())
+        self.any_output = bool(output.any())
 
         # External input map: entry k feeds flat axon core·A + axon from line input_line[k].
         self.in_line = program.input_line.to(dev, torch.int64)  # (K,)
@@ -160,74 +167,98 @@ class Simulator:
             program.input_core.to(dev, torch.int64) * a + program.input_axon.to(dev, torch.int64)
         )  # (K,)
 
-    def run(self, inputs: torch.Tensor, ticks: int, *, record: bool = False) -> SimResult:
-        """Simulate ``ticks`` ticks of every frame of ``inputs`` (B, ticks_in, num_inputs)."""
+    def run(self, inputs: torch.Tensor, ticks: int, *, record: bool = False,
+            spike_weights: torch.Tensor | None = None) -> SimResult:
+        """Simulate ``ticks`` ticks of every frame of ``inputs`` (B, ticks_in, num_inputs).
+
+        ``spike_weights`` (C, N), if given, weighs each neuron's spikes into
+        ``weighted_spikes`` (e.g. router hops per spike). Runs on ``self.device``; the result's
+        tensors are always on the CPU.
+        """
         x = check_inputs(self.program, inputs, ticks)
         if exact_dtype(self.program.spec, self.sizes[0], len(self.in_line)) != self.dtype:
             raise SimulationError("float32 matmul precision changed since the Simulator was built")
         c, a, n = self.sizes
         b, ticks_in = int(x.shape[0]), int(x.shape[1])
-        dev, dt = self.device, self.dtype
-        s = self.slots
         p = self.program.num_outputs
-        xin = x.to(dev).permute(1, 2, 0)[:, self.in_line].to(dt).contiguous()  # (ticks_in, K, B)
-        has_inputs = len(self.in_line) > 0
-        has_routes = len(self.route_src) > 0
-        has_outputs = len(self.out_src) > 0
+        dev, dt = self.device, self.dtype
+        # per-axon and per-neuron tick counts stay exact in dt below 2^24 ticks (float32)
+        acc = dt if ticks < FLOAT32_EXACT else torch.float64
+        ring = self.slots * c * a
+        discard = ring + ticks * p
 
         v = torch.zeros((c, n, b), dtype=dt, device=dev)  # membranes (C, N, B)
-        buf = torch.zeros((s, c * a, b), dtype=dt, device=dev)  # arrivals per slot (S, C·A, B)
-        buf_rows = buf.view(s * c * a, b)
-        outputs = torch.zeros((ticks, p, b), dtype=dt, device=dev)  # (ticks, P, B)
-        spikes_per_neuron = torch.zeros((c * n, b), dtype=torch.float64, device=dev)
-        events_per_core = torch.zeros((c, b), dtype=torch.float64, device=dev)
+        target = torch.zeros((discard + 1, b), dtype=dt, device=dev)  # spikes landing, per row
+        outputs = target[ring:discard].view(ticks, p, b)  # (ticks, P, B)
+        active_ticks = torch.zeros((c, a, b), dtype=acc, device=dev)  # Σ_t A_ci(t)
+        spike_ticks = torch.zeros((c * n, b), dtype=acc, device=dev)  # spikes per neuron
         spk_rec = torch.zeros((ticks, c, n, b) if record else (0,), dtype=torch.bool, device=dev)
         v_rec = torch.zeros((ticks, c, n, b) if record else (0,), dtype=dt, device=dev)
 
+        # Fetched once: Python list indexing is cheaper than a tensor select per tick.
+        slots = list(target[:ring].view(self.slots, c * a, b).unbind(0))  # S × (C·A, B)
+        rows = torch.where(self.unused, discard, self.target_row)  # (S, C·N)
+        rows_b = [r[:, None].expand(c * n, b) for r in rows.unbind(0)]  # S × (C·N, B)
+        xin = list(  # ticks_in × (K, B): the external spikes of each map entry
+            x.to(dev).permute(1, 2, 0)[:, self.in_line].to(dt).unbind(0)
+        )
+        in_rows = self.in_row[:, None].expand(len(self.in_row), b)  # (K, B)
+        has_inputs = len(self.in_line) > 0
+
         for t in range(ticks):
-            phase = t % s
-            slot = buf[phase]  # (C·A, B)
+            phase = t % self.slots
+            slot = slots[phase]  # (C·A, B)
             if has_inputs and t < ticks_in:
-                slot.index_add_(0, self.in_row, xin[t])
+                slot.scatter_add_(0, in_rows, xin[t])
             act = slot.clamp_(max=1.0).view(c, a, b)  # A(t): OR of arrivals and inputs
-            syn = torch.bmm(self.wt, act)  # (C, N + 1, B): Σ_i A_i W_ij, and events per core
-            events_per_core.add_(syn[:, n])
-            v.add_(syn[:, :n]).sub_(self.leak)
+            active_ticks.add_(act)
+            v.baddbmm_(self.wt, act).sub_(self.leak)  # V + Σ_i A_i W_ij − λ, (C, N, B)
             slot.zero_()
             spk = v >= self.alpha  # (C, N, B)
             neg = v < self.neg_beta  # disjoint from spk since α ≥ 1 > 0 ≥ −β
             v = torch.where(spk, torch.addcmul(self.off, v, self.keep), v)
             v = torch.where(neg, self.neg_value, v).clamp_(self.vmin, self.vmax)
             sf = spk.view(c * n, b).to(dt)  # (C·N, B)
-            spikes_per_neuron.add_(sf)
-            if has_routes:
-                src = sf if self.all_routed else sf.index_select(0, self.route_src)
-                buf_rows.index_add_(0, self.route_row[phase], src)
-            if has_outputs:
-                outputs[t].index_add_(0, self.out_port, sf.index_select(0, self.out_src))
+            spike_ticks.add_(sf)
+            if self.any_target:
+                if self.any_output:  # output rows move on by P every tick
+                    rows_t = torch.add(rows[phase], self.out_step, alpha=t)
+                    target.scatter_add_(0, rows_t[:, None].expand(c * n, b), sf)
+                else:
+                    target.scatter_add_(0, rows_b[phase], sf)
             if record:
                 spk_rec[t] = spk
                 v_rec[t] = v
             self.calls += 1
 
+        events = active_ticks.to(torch.int64) * self.fanout  # (C, A, B)
+        per_neuron = spike_ticks.to(torch.int64)  # (C·N, B)
+        weighted = None
+        if spike_weights is not None:
+            w = spike_weights.to(dev, torch.float64).reshape(c * n, 1)
+            weighted = (per_neuron.to(torch.float64) * w).sum(0).cpu()
         return SimResult(
             outputs=outputs.permute(2, 0, 1).to(torch.int32).cpu(),
-            spike_count=spikes_per_neuron.sum(0).to(torch.int64).cpu(),
-            synaptic_events=events_per_core.sum(0).to(torch.int64).cpu(),
+            spike_count=per_neuron.sum(0).cpu(),
+            core_spikes=per_neuron.view(c, n, b).sum(1).t().cpu(),
+            synaptic_events=events.sum((0, 1)).cpu(),
             spikes=spk_rec.permute(3, 0, 1, 2).cpu() if record else None,
             membrane=v_rec.permute(3, 0, 1, 2).to(torch.int32).cpu() if record else None,
+            weighted_spikes=weighted,
         )
 
 
 def simulate(
-    program: Program, inputs: torch.Tensor, ticks: int, *, record: bool = False
+    program: Program, inputs: torch.Tensor, ticks: int, *, record: bool = False,
+    spike_weights: torch.Tensor | None = None,
 ) -> SimResult:
     """Fast, exact simulation of ``program`` on a batch of input spike trains (module doc)."""
-    return Simulator(program).run(inputs, ticks, record=record)
+    return Simulator(program).run(inputs, ticks, record=record, spike_weights=spike_weights)
 
 
 def reference_simulate(
-    program: Program, inputs: torch.Tensor, ticks: int, *, record: bool = False
+    program: Program, inputs: torch.Tensor, ticks: int, *, record: bool = False,
+    spike_weights: torch.Tensor | None = None,
 ) -> SimResult:
     """Slow, obvious simulation in Python integers: the equations of the module doc, verbatim."""
     program.validate()
@@ -256,6 +287,9 @@ def reference_simulate(
 
     outputs = [[[0] * program.num_outputs for _ in range(ticks)] for _ in range(batch)]
     spike_count = [0] * batch
+    core_spikes = [[0] * cores for _ in range(batch)]
+    weight = spike_weights.tolist() if spike_weights is not None else None  # [c][j]
+    weighted = [0.0] * batch
     synaptic_events = [0] * batch
     spikes = [[[[False] * neurons for _ in range(cores)] for _ in range(ticks)] for _ in x]
     membrane = [[[[0] * neurons for _ in range(cores)] for _ in range(ticks)] for _ in x]
@@ -301,6 +335,9 @@ def reference_simulate(
                     if fired:
                         spikes[b][t][c][j] = True
                         spike_count[b] += 1
+                        core_spikes[b][c] += 1
+                        if weight is not None:
+                            weighted[b] += weight[c][j]
                         if dest_core[c][j] >= 0:
                             key = (dest_core[c][j], dest_axon[c][j])
                             arriving.setdefault(t + delay[c][j], set()).add(key)
@@ -312,7 +349,9 @@ def reference_simulate(
         outputs=torch.tensor(outputs, dtype=torch.int32).reshape(batch, ticks,
                                                                   program.num_outputs),
         spike_count=torch.tensor(spike_count, dtype=torch.int64),
+        core_spikes=torch.tensor(core_spikes, dtype=torch.int64).reshape(batch, cores),
         synaptic_events=torch.tensor(synaptic_events, dtype=torch.int64),
         spikes=torch.tensor(spikes, dtype=torch.bool).reshape(shape) if record else None,
         membrane=torch.tensor(membrane, dtype=torch.int32).reshape(shape) if record else None,
+        weighted_spikes=torch.tensor(weighted, dtype=torch.float64) if weight is not None else None,
     )
