@@ -10,14 +10,14 @@ import pytest
 from neurocore.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
-DIGITS = str(REPO / "recipes" / "digits.yaml")
+DIGITS = str(REPO / "recipes" / "digits-float.yaml")
 
 
 def test_run_and_inspect(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
     assert main(["run", DIGITS, "--out", str(out), "--set", "train.epochs=1", "--quiet"]) == 0
     printed = capsys.readouterr().out
-    assert "# neurocore run: digits" in printed and f"run folder: {out}" in printed
+    assert "# neurocore run: digits-float" in printed and f"run folder: {out}" in printed
     assert main(["inspect", str(out)]) == 0
     tables = capsys.readouterr().out
     assert "param_name" in tables and "conv1.weight" in tables and "total" in tables

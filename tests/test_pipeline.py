@@ -22,7 +22,7 @@ from neurocore.training import evaluate
 from neurocore.training.checkpoint import load_model_state
 
 REPO = Path(__file__).resolve().parents[1]
-DIGITS = REPO / "recipes" / "digits.yaml"
+DIGITS = REPO / "recipes" / "digits-float.yaml"
 
 
 def test_run_writes_a_complete_run_folder(tmp_path: Path) -> None:
@@ -122,3 +122,20 @@ def test_binary_recipes_report_folded_equality(
     history = data["training"]["history"]
     assert all("test_accuracy_binary" in h and "active_fraction" in h for h in history)
     assert "## Binary communication" in (tmp_path / "report.md").read_text()
+
+
+def test_demo_recipe_runs_train_compile_simulate(tmp_path: Path) -> None:
+    """The main job, shortened: the hardware agrees with the model on every test frame."""
+    recipe = load_recipe(REPO / "recipes" / "digits.yaml",
+                         ["train.epochs=4", "binary.threshold_start=1", "binary.threshold_every=1",
+                          "binary.noise.stop=1"])
+    data = run_recipe(recipe, tmp_path, progress=False).to_json()
+    hw = data["hardware"]
+    assert hw["frames"] == 360 and hw["mismatches"] == 0
+    assert hw["test_accuracy"] == hw["model_test_accuracy"] == data["test_accuracy_binary"]
+    assert hw["cores"] == data["cores"] > 0 and hw["chips"] == 1
+    assert hw["latency_ticks"] == 5 and hw["frames_per_second"] == 1000.0
+    assert hw["synaptic_events_per_frame"] > 0 and hw["spikes_per_frame"] > 0
+    assert sum(r["cores"] for r in hw["layers"]) == hw["cores"]
+    assert hw["energy"]["total_model_uj"] == pytest.approx(hw["synaptic_events_per_frame"] * 26e-6)
+    assert (tmp_path / "program.safetensors").is_file()

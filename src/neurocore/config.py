@@ -139,6 +139,13 @@ class NoisyReLUConfig(Section):
 BinaryConfig = Annotated[WhetstoneConfig | NoisyReLUConfig, Field(discriminator="method")]
 
 
+class HardwareConfig(Section):
+    """Compile the trained binary network onto cores and simulate it (neurocore.hardware)."""
+
+    strategy: Literal["duplicate-axons"] = "duplicate-axons"
+    frames: int | None = Field(default=None, gt=0)  # test frames to simulate (default: all)
+
+
 class ModelConfig(Section):
     layers: list[SerializeAsAny[LayerSpec]] = Field(min_length=1)
 
@@ -151,6 +158,7 @@ class Recipe(Section):
     model: ModelConfig
     train: TrainConfig = TrainConfig()
     binary: BinaryConfig | None = None
+    hardware: HardwareConfig | None = None
 
 
 # --------------------------------------------------------------------------------------------

@@ -27,8 +27,10 @@ from neurocore.analysis.report import Report, markdown_table
 from neurocore.config import Recipe, load_recipe, recipe_to_yaml
 from neurocore.data import Split, dataset_info, load_dataset, validation_split
 from neurocore.errors import RunDirError
+from neurocore.hardware import deploy
+from neurocore.hardware.compiler import compile_network
 from neurocore.hardware.energy import FP32_MAC, OP_COUNT_CAVEAT, ann_energy_uj
-from neurocore.hardware.fold import fold_check
+from neurocore.hardware.fold import fold, fold_check
 from neurocore.io import atomic_write_text
 from neurocore.layers import build_model
 from neurocore.training.binarize import Binarize, BinaryMetrics, binary_metrics, binary_summary
@@ -38,7 +40,8 @@ from neurocore.training.trainer import Trainer, evaluate
 
 CONFIG = "config.yaml"
 WEIGHTS = "model.safetensors"
-RUN_FILES = (CONFIG, WEIGHTS, "report.md", "report.json", *CHECKPOINT_FILES)
+PROGRAM = "program.safetensors"
+RUN_FILES = (CONFIG, WEIGHTS, PROGRAM, "report.md", "report.json", *CHECKPOINT_FILES)
 
 
 def _flatten(d: object, prefix: str = "") -> dict[str, object]:
@@ -144,6 +147,45 @@ def binary_section(
     report.add_section("binary", "Binary communication", data, "\n".join(md))
 
 
+def hardware_section(
+    report: Report, model: nn.Module, test: Split, max_value: int, input_shape: tuple[int, ...],
+    out: Path, frames: int | None,
+) -> None:
+    """Fold, compile, save the program, simulate the test set and compare with the model."""
+    compiled = compile_network(fold(model), input_shape)
+    compiled.program.save(out / PROGRAM)
+    ev = deploy.evaluate(compiled.program, model, test, max_value, int(report.summary["macs"]),
+                         frames)
+    data = ev.to_dict()
+    data["test_accuracy"] = data.pop("hardware_accuracy")
+    data["model_test_accuracy"] = data.pop("model_accuracy")
+    report.summary.update(
+        hardware_test_accuracy=ev.hardware_accuracy, hardware_mismatches=ev.mismatches,
+        cores=ev.cores, energy_uj_per_frame=ev.energy_uj_per_frame,
+    )
+    e = ev.energy
+    md = [
+        f"- {ev.frames} test frames on {ev.cores} cores ({ev.chips} chip(s)): hardware accuracy "
+        f"{ev.hardware_accuracy:.4f}, model {ev.model_accuracy:.4f}, **{ev.mismatches} "
+        "mismatches**",
+        f"- per frame: {ev.spikes_per_frame:.1f} spikes, {ev.synaptic_events_per_frame:.1f} "
+        f"synaptic events, {ev.hops_per_frame:.1f} spike hops; latency {ev.latency_ticks} ticks "
+        f"({ev.latency_ms:.0f} ms), {ev.frames_per_second:.0f} frames/s pipelined",
+        f"- energy per frame: {e['marginal_model_uj']:.4f} µJ (marginal model: "
+        f"{e['marginal_static_uj']:.4f} static + {e['marginal_dynamic_uj']:.4f} dynamic), "
+        f"{e['total_model_uj']:.4f} µJ (26 pJ/event total-energy model); the same network as a "
+        f"float ANN: {e['ann_fp32_uj']:.4f} µJ (MACs × 4.6 pJ)",
+        "",
+        markdown_table(
+            ["layer", "kind", "tick", "neurons", "duplicates", "cores", "max fan-in",
+             "complemented", "spikes/frame"],
+            [[r["layer"], r["kind"], r["tick"], r["neurons"], r["duplicates"], r["cores"],
+              r["max_fan_in"], r["complemented"], r["spikes_per_frame"]] for r in ev.layers],
+        ),
+    ]
+    report.add_section("hardware", "Hardware (simulated TrueNorth cores)", data, "\n".join(md))
+
+
 def run_recipe(
     recipe: Recipe,
     out: Path,
@@ -203,6 +245,9 @@ def run_recipe(
     inspection_section(report, insp)
     if recipe.binary is not None:
         binary_section(report, model, data.test, data.info.max_value, history, trainer.stop_reason)
+    if recipe.hardware is not None:
+        hardware_section(report, model, data.test, data.info.max_value, data.info.input_shape,
+                         out, recipe.hardware.frames)
     report.summary["wall_seconds"] = time.perf_counter() - t0
     report.add_section("environment", "Environment", environment(),
                        markdown_table(["key", "value"], [[k, v] for k, v in environment().items()]))
