@@ -45,7 +45,49 @@ def parser() -> argparse.ArgumentParser:
     ins.add_argument("target", type=Path, help="a recipe file or a run folder")
     _add_recipe_options(ins)
     ins.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    comp = sub.add_parser("compile", help="compile a trained binary run onto cores")
+    comp.add_argument("run_dir", type=Path)
+    comp.add_argument("--out", type=Path, default=None,
+                      help="program file (default RUN_DIR/program.safetensors)")
+
+    simp = sub.add_parser("simulate", help="run a compiled program on a data set's test images")
+    simp.add_argument("program", type=Path)
+    simp.add_argument("--data", required=True, help="data set: digits, mnist, cifar10, idx:<dir>")
+    simp.add_argument("--data-dir", default=None)
+    simp.add_argument("--frames", type=int, default=None, help="only the first N test images")
+    simp.add_argument("--run", type=Path, default=None,
+                      help="the run folder the program came from: count hardware/model mismatches")
+    simp.add_argument("--json", action="store_true")
     return ap
+
+
+def _compile(args: argparse.Namespace, console: Console) -> None:
+    from rich.table import Table
+
+    from neurocore.pipeline import compile_run
+
+    path, layers = compile_run(args.run_dir, args.out)
+    table = Table(title=f"program: {path}")
+    for col in layers[0] if layers else []:
+        table.add_column(col)
+    for row in layers:
+        table.add_row(*(str(v) for v in row.values()))
+    console.print(table)
+    console.print(f"cores: {sum(int(r['cores']) for r in layers)}", markup=False)
+
+
+def _simulate(args: argparse.Namespace, console: Console) -> None:
+    from neurocore.pipeline import simulate_program
+
+    result = simulate_program(args.program, args.data, args.data_dir, args.frames, args.run)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    for key in ("frames", "cores", "test_accuracy", "hardware_accuracy", "model_accuracy",
+                "mismatches", "spikes_per_frame", "synaptic_events_per_frame",
+                "energy_uj_per_frame"):
+        if key in result:
+            console.print(f"{key}: {result[key]}", markup=False)
 
 
 def _run(args: argparse.Namespace, console: Console) -> None:
@@ -78,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     console = Console()
     try:
-        {"run": _run, "inspect": _inspect}[args.command](args, console)
+        commands = {"run": _run, "inspect": _inspect, "compile": _compile, "simulate": _simulate}
+        commands[args.command](args, console)
     except NeurocoreError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

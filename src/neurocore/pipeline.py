@@ -28,9 +28,10 @@ from neurocore.config import Recipe, load_recipe, recipe_to_yaml
 from neurocore.data import Split, dataset_info, load_dataset, validation_split
 from neurocore.errors import RunDirError
 from neurocore.hardware import deploy
-from neurocore.hardware.compiler import compile_network
+from neurocore.hardware.compiler import compile_network, layer_table
 from neurocore.hardware.energy import FP32_MAC, OP_COUNT_CAVEAT, ann_energy_uj
 from neurocore.hardware.fold import fold, fold_check
+from neurocore.hardware.program import Program
 from neurocore.io import atomic_write_text
 from neurocore.layers import build_model
 from neurocore.training.binarize import Binarize, BinaryMetrics, binary_metrics, binary_summary
@@ -281,3 +282,38 @@ def inspect_target(target: Path, overrides: list[str], data_dir: str | None) -> 
     _, model, shape = model_for_inspection(target, overrides, data_dir)
     return inspect_model(model, shape)
 
+
+
+def compile_run(run_dir: Path, out: Path | None = None) -> tuple[Path, list[dict[str, Any]]]:
+    """Fold and compile a finished run's model; save the program (default in the run folder)."""
+    recipe, model, shape = model_for_inspection(run_dir, [], None)
+    model.eval()
+    compiled = compile_network(fold(model), shape)
+    path = out if out is not None else run_dir / PROGRAM
+    compiled.program.save(path)
+    return path, layer_table(compiled.layers, compiled.placement)
+
+
+def simulate_program(
+    program_path: Path, dataset: str, data_dir: str | None, frames: int | None,
+    run_dir: Path | None,
+) -> dict[str, Any]:
+    """Classify a data set's test split on the simulated cores; with ``run_dir``, compare every
+    frame with the trained model."""
+    program = Program.load(program_path)
+    data = load_dataset(dataset, data_dir)
+    if run_dir is not None:
+        _, model, shape = model_for_inspection(run_dir, [], data_dir)
+        macs = inspect_model(model, shape).total_macs
+        ev = deploy.evaluate(program, model, data.test, data.info.max_value, macs, frames)
+        return ev.to_dict()
+    run = deploy.run_program(program, data.test, data.info.max_value, frames=frames)
+    labels = data.test.labels[: len(run.predictions)]
+    return {
+        "frames": len(run.predictions),
+        "cores": program.num_cores,
+        "test_accuracy": int((run.predictions == labels).sum()) / max(len(labels), 1),
+        "spikes_per_frame": run.spikes_per_frame,
+        "synaptic_events_per_frame": run.synaptic_events_per_frame,
+        "hops_per_frame": run.hops_per_frame,
+    }
