@@ -46,3 +46,66 @@ def test_user_errors_exit_2_without_traceback(
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err
     assert "Traceback" not in err
+
+
+BINARY_DIGITS = str(REPO / "recipes" / "digits.yaml")
+QUICK = [  # a short schedule: binary from epoch 1; larger batches and 50 hardware frames for speed
+    "train.epochs=2", "binary.threshold_start=1", "binary.threshold_every=1",
+    "binary.noise.stop=1", "data.batch_size=256", "hardware.frames=50",
+]
+
+
+def test_compile_and_simulate_a_binary_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from neurocore.hardware.program import Program
+
+    run_dir = tmp_path / "run"
+    argv = ["run", BINARY_DIGITS, "--out", str(run_dir), "--quiet"]
+    assert main(argv + [a for kv in QUICK for a in ("--set", kv)]) == 0
+    capsys.readouterr()
+    program_path = tmp_path / "out" / "digits.safetensors"  # the folder is created
+    assert main(["compile", str(run_dir), "--out", str(program_path)]) == 0
+    printed = capsys.readouterr().out
+    program = Program.load(program_path)
+    assert f"cores: {program.num_cores}" in printed and "conv0" in printed
+    # compiling is deterministic: the same program as the one the run wrote
+    assert program.equal(Program.load(run_dir / "program.safetensors"))
+
+    argv = ["simulate", str(program_path), "--data", "digits", "--run", str(run_dir), "--json"]
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["mismatches"] == 0
+    assert result["frames"] == 360 and result["cores"] == program.num_cores
+    assert result["hardware_accuracy"] == result["model_accuracy"]
+    assert result["latency_ticks"] == 5 and result["chips"] == 1
+
+    # without --run: predictions on the cores only
+    assert main(["simulate", str(program_path), "--data", "digits", "--frames", "20",
+                 "--json"]) == 0
+    alone = json.loads(capsys.readouterr().out)
+    assert alone["frames"] == 20 and "mismatches" not in alone
+
+
+@pytest.mark.parametrize("what", ["missing", "folder", "not_a_program"])
+def test_simulate_bad_program_file_exits_2(
+    what: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "p.safetensors"
+    if what == "folder":
+        path.mkdir()
+    elif what == "not_a_program":
+        path.write_text("hello")
+    assert main(["simulate", str(path), "--data", "digits"]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {path}")
+    assert "Traceback" not in captured.err and captured.out == ""
+
+
+def test_compile_a_folder_without_a_run_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["compile", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1

@@ -24,7 +24,14 @@ from torch import nn
 from neurocore.config import validate_recipe
 from neurocore.errors import NeurocoreError
 from neurocore.hardware.compiler import CompiledNetwork, CompileError, compile_network
-from neurocore.hardware.corespec import DEST_OUTPUT, DEST_UNUSED, NegMode, ResetMode
+from neurocore.hardware.corespec import (
+    DEST_OUTPUT,
+    DEST_UNUSED,
+    TRUENORTH,
+    CoreSpec,
+    NegMode,
+    ResetMode,
+)
 from neurocore.hardware.deploy import HostSide
 from neurocore.hardware.fold import BinaryLayer, Encode, OrPool, fold
 from neurocore.hardware.program import Program
@@ -185,10 +192,10 @@ def _layer_cores(compiled: CompiledNetwork, li: int) -> range:
 # ---- parity ---------------------------------------------------------------------------------
 
 
-def _check_parity(model: nn.Sequential, shape: tuple[int, ...], x: torch.Tensor
-                  ) -> tuple[CompiledNetwork, SimResult]:
+def _check_parity(model: nn.Sequential, shape: tuple[int, ...], x: torch.Tensor,
+                  spec: CoreSpec = TRUENORTH) -> tuple[CompiledNetwork, SimResult]:
     net = fold(model)
-    compiled = compile_network(net, shape)
+    compiled = compile_network(net, shape, spec, binary_inputs=True)
     program, ticks = compiled.program, compiled.latency_ticks
     host = HostSide.of(program)
     inputs = host.encode(x)  # (B, 1, inputs)
@@ -196,7 +203,8 @@ def _check_parity(model: nn.Sequential, shape: tuple[int, ...], x: torch.Tensor
     assert isinstance(net.stages[0], Encode)
     assert torch.equal(inputs[:, 0], outs[0].flatten(1).bool())  # host coding = model's coding
     res = simulate(program, inputs, ticks, record=True)
-    assert res.spikes is not None
+    assert res.spikes is not None and res.membrane is not None
+    assert not bool(res.membrane.any())  # memoryless: V is 0 after every tick
     folded = [o for s, o in zip(net.stages, outs, strict=True) if isinstance(s, BinaryLayer | OrPool)]
     assert len(folded) == len(compiled.layers) == ticks
     # the folded network is the model (fold's own claim), so hardware = fold = model below
@@ -241,50 +249,86 @@ def test_hardware_spikes_equal_folded_network_and_model(arch: str, seed: int) ->
     assert 0 < complemented < sum(layer.size for layer in compiled.layers)
     if arch == "conv_no_bn_overlap_pool":  # θ = 0, no batch norm: T = 0 ≤ 0 everywhere
         assert bool(compiled.layers[0].complement.all())
+    else:  # batch norm on every neuron layer
+        _check_constant_channels(compiled, res)
 
 
-@pytest.mark.parametrize("arch", ["dense_groups", "conv_pool_dense"])
-def test_constant_neurons_are_compiled(arch: str) -> None:
+def _check_constant_channels(compiled: CompiledNetwork, res: SimResult) -> None:
     """γ = 0 channels: channel 0 always fires, compiled as a complemented neuron that never
     spikes; channel 2 never fires, a plain neuron that never spikes; for every input."""
-    model, shape, x = _model(arch, 0)
-    compiled, res = _check_parity(model, shape, x)
     assert res.spikes is not None
-    checked = 0
     for li, layer in enumerate(compiled.layers):
         if layer.kind == "or_pool":
             continue
         c = layer.shape[0]
         first = torch.from_numpy(compiled.slot_of[li])
-        spikes = res.spikes[:, li, first[:, 0], first[:, 1]].view(len(x), c, -1)
+        spikes = res.spikes[:, li, first[:, 0], first[:, 1]].view(len(res.spikes), c, -1)
         comp = torch.from_numpy(layer.complement).view(c, -1)
         assert bool(comp[0].all()) and not bool(comp[2].any()), layer.name
         assert not bool(spikes[:, 0].any()) and not bool(spikes[:, 2].any()), layer.name
         assert bool(spikes.any()), layer.name
-        checked += 1
-    assert checked == len(fold(model).binary_layers)
 
 
-def test_reference_simulator_equals_fast_simulator_on_a_compiled_program() -> None:
+def test_frames_pipelined_one_per_tick() -> None:
+    """Memoryless neurons: frame k entering at tick k leaves at tick k + L − 1, unchanged by the
+    frames before and after it."""
+    model, shape, x = _model("conv_pool_dense", 0)
+    compiled = compile_network(fold(model), shape, binary_inputs=True)
+    host = HostSide.of(compiled.program)
+    frames = x[:12]
+    ticks = compiled.latency_ticks
+    alone = simulate(compiled.program, host.encode(frames), ticks).outputs[:, ticks - 1]
+    train = host.encode(frames).transpose(0, 1)  # (1, 12 ticks, inputs)
+    piped = simulate(compiled.program, train, 12 + ticks - 1).outputs[0, ticks - 1:]
+    assert torch.equal(piped, alone)
+    assert len(set(host.decode(alone).tolist())) > 1
+
+
+SMALL = CoreSpec(axons=64, neurons=64, name="small")  # 32 inputs, 64 neurons per core
+TINY = CoreSpec(axons=16, neurons=16, name="tiny")  # 8 inputs, 16 neurons per core
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_parity_and_structure_on_small_cores(arch: str) -> None:
+    """Small cores force what TrueNorth-sized ones rarely need on small networks: layers over
+    many cores, neurons read by up to 7 cores (14 copies), inputs fanned out to many cores."""
+    model, shape, x = _model(arch, 0)
+    compiled, _ = _check_parity(model, shape, x[:48], SMALL)
+    _check_structure(compiled)
+    if arch != "dense_groups":  # (that one still fits one core per layer)
+        assert compiled.program.num_cores >= 2 * len(compiled.layers)
+        assert max(int(p.copies.max()) for p in compiled.placement) >= 4
+
+
+def _tiny_model() -> tuple[nn.Sequential, tuple[int, ...], torch.Tensor]:
     layers = [
-        {"type": "thermometer", "levels": 2},
+        {"type": "thermometer", "levels": 1},
         {"type": "flatten"},
         {"type": "ternary_linear", "out_features": 8},
         BN,
         {"type": "whetstone"},
-        {"type": "ternary_linear", "out_features": 6},
+        {"type": "ternary_linear", "out_features": 20},
         BN,
         {"type": "whetstone"},
-        {"type": "nhot_decode", "classes": 2, "hot": 3},
+        {"type": "nhot_decode", "classes": 2, "hot": 10},
     ]
-    shape = (1, 3, 3)
+    shape = (1, 2, 4)
     g = torch.Generator().manual_seed(11)
     model = _build(layers, shape)
-    _randomise(model, g, _images(shape, 2, 64, g))
-    x = _images(shape, 2, 4, g)
-    compiled, fast = _check_parity(model, shape, x)
+    _randomise(model, g, _images(shape, 1, 64, g))
+    return model, shape, _images(shape, 1, 6, g)
+
+
+@pytest.mark.parametrize("spec", [TRUENORTH, TINY], ids=["truenorth", "tiny"])
+def test_reference_simulator_equals_fast_simulator_on_a_compiled_program(spec: CoreSpec) -> None:
+    model, shape, x = _tiny_model()
+    if spec is TRUENORTH:  # the reference loops over every axon of every neuron: few frames
+        x = x[:3]
+    compiled, fast = _check_parity(model, shape, x, spec)
+    _check_structure(compiled)
     program = compiled.program
-    assert program.num_cores == 2
+    if spec is TINY:  # 20 outputs on 2 cores, so 4 copies of every hidden neuron
+        assert [len(p.cores) for p in compiled.placement] == [2, 2]
     inputs = HostSide.of(program).encode(x)
     slow = reference_simulate(program, inputs, compiled.latency_ticks, record=True)
     for name in ("outputs", "spike_count", "core_spikes", "synaptic_events", "spikes",
@@ -447,7 +491,7 @@ def _check_structure(compiled: CompiledNetwork) -> None:
 @pytest.mark.parametrize("arch", sorted(ARCHS))
 def test_program_structure(arch: str) -> None:
     model, shape, _ = _model(arch, 0)
-    compiled = compile_network(fold(model), shape)
+    compiled = compile_network(fold(model), shape, binary_inputs=True)
     _check_structure(compiled)
     counts = [len(p.cores) for p in compiled.placement]
     if arch == "conv_pool_dense":  # 256 inputs: layer 0 needs several cores, lines fan out
@@ -478,7 +522,7 @@ def test_unread_neuron_gets_one_unused_copy() -> None:
 
 def test_save_load_gives_the_same_simulation(tmp_path: Path) -> None:
     model, shape, x = _model("conv_pool_dense", 1)
-    compiled = compile_network(fold(model), shape)
+    compiled = compile_network(fold(model), shape, binary_inputs=True)
     path = tmp_path / "p.safetensors"
     compiled.program.save(path)
     loaded = Program.load(path)
@@ -497,7 +541,7 @@ def test_save_load_gives_the_same_simulation(tmp_path: Path) -> None:
 
 def _compile(layers: list[dict], shape: tuple[int, ...]) -> CompiledNetwork:
     model = _build(layers, shape).eval()
-    return compile_network(fold(model), shape)
+    return compile_network(fold(model), shape, binary_inputs=True)
 
 
 def test_fan_in_over_128_names_the_layer_the_limit_and_the_groups_that_fit() -> None:
@@ -511,7 +555,7 @@ def test_fan_in_over_128_names_the_layer_the_limit_and_the_groups_that_fit() -> 
     with torch.no_grad():
         model.fc0.weight.fill_(1.0)  # every weight nonzero: 200 distinct inputs per neuron
     with pytest.raises(CompileError) as err:
-        compile_network(fold(model), shape)
+        compile_network(fold(model), shape, binary_inputs=True)
     msg = str(err.value)
     assert msg.startswith("layer fc0:")
     assert "200 distinct inputs" in msg and "128" in msg
@@ -525,7 +569,24 @@ def test_fan_in_over_128_names_the_layer_the_limit_and_the_groups_that_fit() -> 
     ], shape).eval()
     with torch.no_grad():
         model.fc0.weight.fill_(1.0)
-    _check_structure(compile_network(fold(model), shape))
+    _check_structure(compile_network(fold(model), shape, binary_inputs=True))
+
+
+def test_dense_fan_in_hint_without_a_fitting_group_count_does_not_mention_a_kernel() -> None:
+    """200 inputs, 7 outputs: no group count divides both, and a dense layer has no kernel to
+    shrink; the hint must say what to change instead (e.g. out_features or the input width)."""
+    shape = (1, 10, 10)
+    model = _build([
+        {"type": "thermometer", "levels": 2},
+        {"type": "flatten"},
+        {"type": "ternary_linear", "out_features": 7},
+        {"type": "whetstone"},
+    ], shape).eval()
+    with torch.no_grad():
+        model.fc0.weight.fill_(1.0)
+    with pytest.raises(CompileError, match=r"layer fc0: a neuron reads 200 distinct inputs") as err:
+        compile_network(fold(model), shape, binary_inputs=True)
+    assert "kernel" not in str(err.value)
 
 
 def test_conv_fan_in_hint_counts_the_kernel() -> None:
@@ -539,7 +600,7 @@ def test_conv_fan_in_hint_counts_the_kernel() -> None:
         model.conv0.weight.fill_(1.0)
     with pytest.raises(CompileError, match=r"layer conv0: a neuron reads 144 distinct inputs, "
                                            r"a core takes 128 .*groups=2 is the smallest"):
-        compile_network(fold(model), shape)
+        compile_network(fold(model), shape, binary_inputs=True)
 
 
 @pytest.mark.parametrize(
@@ -584,14 +645,9 @@ def test_non_trinary_weights_are_refused(weight: float) -> None:
     assert issubclass(CompileError, NeurocoreError)
 
 
-def test_without_thermometer_the_host_thresholds_pixels_at_one_half() -> None:
-    """Pinned behaviour: a network with no input coding compiles, and the host sends [x > 0.5].
-
-    The compiler cannot see the data, so a first layer that the model feeds with float pixels
-    compiles silently; the hardware then sees different inputs from the model's (here x = 0.3
-    twice: the model's pre = 0.6 ≥ 0.5 fires, the hardware gets no input spikes). On binary
-    inputs the two agree. (Reported: nothing warns about it before `evaluate` counts mismatches.)
-    """
+def test_without_input_coding_compiling_needs_binary_inputs_asserted() -> None:
+    """A first layer fed with raw inputs is refused unless the caller asserts they are 0/1;
+    then the host sends them as they are and hardware equals model on binary inputs."""
     shape = (1, 1, 2)
     model = _build([
         {"type": "flatten"},
@@ -601,19 +657,13 @@ def test_without_thermometer_the_host_thresholds_pixels_at_one_half() -> None:
     ], shape).eval()
     with torch.no_grad():
         model.fc0.weight.copy_(torch.tensor([[1.0, 1.0], [-1.0, -1.0]]))
-    compiled = compile_network(fold(model), shape)
+    with pytest.raises(CompileError, match=r"layer fc0: the first layer reads the raw inputs.*add a thermometer"):
+        compile_network(fold(model), shape)
+    compiled = compile_network(fold(model), shape, binary_inputs=True)
     assert compiled.input_levels is None
     assert json.loads(compiled.program.metadata["input_levels"]) is None
-    host = HostSide.of(compiled.program)
     binary = torch.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]).view(4, *shape)
     _check_parity_no_encode(model, compiled, binary)
-    x = torch.tensor([0.3, 0.3, 0.5, 0.5, 0.51, 0.0]).view(3, *shape)
-    assert torch.equal(host.encode(x)[:, 0], x.flatten(1) > 0.5)
-    res = simulate(compiled.program, host.encode(x), compiled.latency_ticks)
-    hw = res.outputs[:, -1].bool() ^ compiled.output_complement
-    _, spikes = _model_spikes(model, x)
-    assert spikes[0][:, 0].tolist() == [1.0, 1.0, 1.0]  # the model fires on all three frames
-    assert hw[:, 0].tolist() == [False, False, True]  # the hardware only where a pixel > 0.5
 
 
 def _check_parity_no_encode(model: nn.Sequential, compiled: CompiledNetwork,

@@ -153,6 +153,10 @@ def _smallest_groups(layer: LogicalLayer, limit: int) -> str:
         if layer.in_units % g == 0 and out_units % g == 0 and \
                 (layer.in_units // g) * layer.kernel_area <= limit:
             return f"groups={g} is the smallest group count that fits"
+    if layer.kernel_area == 1:
+        return (f"no group count divides both the {layer.in_units} inputs and the {out_units} "
+                f"outputs with at most {limit} inputs per group: change out_features or the "
+                "input width")
     return "no group count fits: use a smaller kernel"
 
 
@@ -341,8 +345,16 @@ def _axon_maps(placement: LayerPlacement) -> list[dict[int, int]]:
 
 
 def compile_network(net: BinaryNetwork, input_shape: tuple[int, ...],
-                    spec: CoreSpec = TRUENORTH) -> CompiledNetwork:
+                    spec: CoreSpec = TRUENORTH, *, binary_inputs: bool = False) -> CompiledNetwork:
+    """Map ``net`` onto cores. Without an input-coding stage (thermometer) the host can only send
+    the inputs as they are: pass ``binary_inputs=True`` to assert they are already 0/1."""
     layers, levels, in_shape, key = logical_layers(net, input_shape)
+    if levels is None and not binary_inputs:
+        raise CompileError(
+            f"layer {layers[0].name}: the first layer reads the raw inputs, but the chip receives "
+            "spikes: add a thermometer layer (input coding) first, or compile with "
+            "binary_inputs=True if the data are already 0/1"
+        )
     num_inputs = int(np.prod(in_shape)) * (levels or 1)
     normalise(layers, num_inputs)
 
