@@ -17,7 +17,7 @@ def _channels(in_shape: tuple[int, ...], layer: str) -> int:
     return in_shape[0]
 
 
-def _features(in_shape: tuple[int, ...], layer: str) -> int:
+def features(in_shape: tuple[int, ...], layer: str) -> int:
     if len(in_shape) != 1:
         raise ValueError(f"{layer} needs a flat (F,) input (add a flatten layer), got {in_shape}")
     return in_shape[0]
@@ -31,27 +31,37 @@ class LinearSpec(LayerSpec):
     bias: bool = True
 
     def build(self, in_shape: tuple[int, ...]) -> nn.Module:
-        return nn.Linear(_features(in_shape, "linear"), self.out_features, bias=self.bias)
+        return nn.Linear(features(in_shape, "linear"), self.out_features, bias=self.bias)
 
 
-@register_layer
-class Conv2dSpec(LayerSpec):
-    type: Literal["conv2d"] = "conv2d"
+class ConvOptions(LayerSpec):
+    """The options every 2-D convolution layer type shares (not a layer type itself)."""
+
     prefix = "conv"
     out_channels: int = Field(gt=0)
     kernel_size: int = Field(default=3, gt=0)
     stride: int = Field(default=1, gt=0)
     padding: int = Field(default=0, ge=0)
     groups: int = Field(default=1, gt=0)
-    bias: bool = True
 
-    def build(self, in_shape: tuple[int, ...]) -> nn.Module:
-        c = _channels(in_shape, "conv2d")
+    def in_channels(self, in_shape: tuple[int, ...]) -> int:
+        """The input's channels, checked against ``groups``."""
+        c = _channels(in_shape, self.type)
         if c % self.groups or self.out_channels % self.groups:
             raise ValueError(
                 f"groups={self.groups} must divide in_channels={c} and "
                 f"out_channels={self.out_channels}"
             )
+        return c
+
+
+@register_layer
+class Conv2dSpec(ConvOptions):
+    type: Literal["conv2d"] = "conv2d"
+    bias: bool = True
+
+    def build(self, in_shape: tuple[int, ...]) -> nn.Module:
+        c = self.in_channels(in_shape)
         return nn.Conv2d(
             c, self.out_channels, self.kernel_size, self.stride, self.padding,
             groups=self.groups, bias=self.bias,
@@ -75,8 +85,8 @@ class BatchNormSpec(LayerSpec):
     def build(self, in_shape: tuple[int, ...]) -> nn.Module:
         if len(in_shape) == 3:
             return BatchNorm2d(in_shape[0], self.eps, self.momentum, self.affine)
-        features = _features(in_shape, "batchnorm")
-        return BatchNorm1d(features, self.eps, self.momentum, self.affine)
+        width = features(in_shape, "batchnorm")
+        return BatchNorm1d(width, self.eps, self.momentum, self.affine)
 
 
 @register_layer

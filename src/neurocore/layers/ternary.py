@@ -25,6 +25,7 @@ from torch import nn
 
 from neurocore.analysis.inspect import LayerCost
 from neurocore.layers.registry import LayerSpec, register_layer
+from neurocore.layers.standard import ConvOptions, features
 
 
 class _TernarySTE(torch.autograd.Function):
@@ -114,31 +115,13 @@ class TernaryLinearSpec(LayerSpec):
     groups: int = Field(default=1, gt=0)
 
     def build(self, in_shape: tuple[int, ...]) -> nn.Module:
-        if len(in_shape) != 1:
-            raise ValueError(
-                f"ternary_linear needs a flat (F,) input (add a flatten layer), got {in_shape}"
-            )
-        return TernaryLinear(in_shape[0], self.out_features, self.groups)
+        return TernaryLinear(features(in_shape, self.type), self.out_features, self.groups)
 
 
 @register_layer
-class TernaryConv2dSpec(LayerSpec):
+class TernaryConv2dSpec(ConvOptions):
     type: Literal["ternary_conv2d"] = "ternary_conv2d"
-    prefix = "conv"
-    out_channels: int = Field(gt=0)
-    kernel_size: int = Field(default=3, gt=0)
-    stride: int = Field(default=1, gt=0)
-    padding: int = Field(default=0, ge=0)
-    groups: int = Field(default=1, gt=0)
 
     def build(self, in_shape: tuple[int, ...]) -> nn.Module:
-        if len(in_shape) != 3:
-            raise ValueError(f"ternary_conv2d needs a (C, H, W) input, got {in_shape}")
-        c = in_shape[0]
-        if c % self.groups or self.out_channels % self.groups:
-            raise ValueError(
-                f"groups={self.groups} must divide in_channels={c} and "
-                f"out_channels={self.out_channels}"
-            )
-        return TernaryConv2d(c, self.out_channels, self.kernel_size, self.stride, self.padding,
-                             self.groups)
+        return TernaryConv2d(self.in_channels(in_shape), self.out_channels, self.kernel_size,
+                             self.stride, self.padding, self.groups)
