@@ -1,12 +1,17 @@
-"""From a recipe to a report: the stages of ``neurocore run`` and ``neurocore inspect``.
+"""From a recipe to a report: the stages of ``neurocore run``, ``inspect``, ``compile`` and
+``simulate``.
 
     recipe ──validate──▶ Recipe ──load data──▶ Dataset ──build──▶ model
-           ──Trainer.fit──▶ checkpoint, metrics.jsonl ──evaluate──▶ test accuracy
-           ──inspect──▶ cost tables ──▶ Report ──▶ report.md / report.json
+           ──Trainer.fit (+ Binarize when the recipe has ``binary``)──▶ checkpoint, metrics.jsonl
+           ──evaluate──▶ test accuracy ──inspect──▶ cost tables
+           ──[binary]   fold ──▶ folded network checked against the model
+           ──[hardware] compile ──▶ program.safetensors ──simulate──▶ hardware accuracy, energy
+           ──▶ Report ──▶ report.md / report.json
 
 The run folder holds everything a later stage or a resumed run needs:
 ``config.yaml`` (the resolved recipe), ``metrics.jsonl``, ``checkpoint.safetensors`` (training
-state), ``model.safetensors`` (final weights), ``report.md``, ``report.json``.
+state), ``model.safetensors`` (final weights), ``program.safetensors`` (hardware recipes),
+``report.md``, ``report.json``.
 """
 
 from __future__ import annotations
@@ -250,8 +255,9 @@ def run_recipe(
         hardware_section(report, model, data.test, data.info.max_value, data.info.input_shape,
                          out, recipe.hardware.frames)
     report.summary["wall_seconds"] = time.perf_counter() - t0
-    report.add_section("environment", "Environment", environment(),
-                       markdown_table(["key", "value"], [[k, v] for k, v in environment().items()]))
+    env = environment()
+    report.add_section("environment", "Environment", env,
+                       markdown_table(["key", "value"], [[k, v] for k, v in env.items()]))
     report.write(out)
     return report
 
