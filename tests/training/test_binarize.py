@@ -39,6 +39,7 @@ from neurocore.training.binarize import (
     simple_sharpness,
     threshold_flags,
 )
+from support import KillAt, Killed, assert_same_state
 
 
 def test_simple_per_epoch_trace() -> None:
@@ -179,19 +180,6 @@ def test_stop_when_sharp_ends_training_before_the_epoch() -> None:
     assert all(float(m.sharpness) == 1.0 for m in t.model.modules() if isinstance(m, Whetstone))
 
 
-class Killed(Exception):
-    pass
-
-
-class KillAt(Callback):
-    def __init__(self, epoch: int, batch: int) -> None:
-        self.at = (epoch, batch)
-
-    def on_batch_start(self, trainer: Trainer, info: BatchInfo) -> None:
-        if (info.epoch, info.batch) == self.at:
-            raise Killed
-
-
 def test_resume_in_the_middle_of_adaptive_sharpening(tmp_path: Path) -> None:
     cfg = WhetstoneConfig(
         schedule=AdaptiveSharpening(min_init_epochs=1, patience=0, rate=0.5), stop_when_sharp=False
@@ -208,9 +196,7 @@ def test_resume_in_the_middle_of_adaptive_sharpening(tmp_path: Path) -> None:
         _trainer(cfg, run, [metrics, KillAt(4, 2)], epochs=7).fit()
     resumed = _trainer(cfg, run, [metrics], epochs=7, init=5)
     resumed.fit(resume=True)
-    a, b = full.model.state_dict(), resumed.model.state_dict()
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
+    assert_same_state(full.model, resumed.model)
     logged = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["sharpness"] for r in logged] == sharp
 

@@ -13,6 +13,7 @@ from torch import nn
 from neurocore.config import OptimizerConfig, ScheduleConfig, TrainConfig
 from neurocore.data import Split
 from neurocore.training import BatchInfo, Callback, Trainer
+from support import KillAt, Killed, assert_same_state
 
 
 def _data(n: int = 96) -> Split:
@@ -44,31 +45,11 @@ def _trainer(run_dir: Path | None, callbacks: list[Callback] = (), seed: int = 5
     )
 
 
-def _assert_same_state(a: nn.Module, b: nn.Module) -> None:
-    sa, sb = a.state_dict(), b.state_dict()
-    assert sa.keys() == sb.keys()
-    for k in sa:
-        assert torch.equal(sa[k], sb[k]), k
-
-
-class Killed(Exception):
-    pass
-
-
-class KillAt(Callback):
-    def __init__(self, epoch: int, batch: int) -> None:
-        self.at = (epoch, batch)
-
-    def on_batch_start(self, trainer: Trainer, info: BatchInfo) -> None:
-        if (info.epoch, info.batch) == self.at:
-            raise Killed
-
-
 def test_same_seed_same_weights() -> None:
     a, b = _trainer(None), _trainer(None)
     a.fit()
     b.fit()
-    _assert_same_state(a.model, b.model)
+    assert_same_state(a.model, b.model)
 
 
 def test_different_seed_different_weights() -> None:
@@ -96,7 +77,7 @@ def test_kill_and_resume_equals_uninterrupted(tmp_path: Path, kill_at: tuple[int
         return
     resumed = _trainer(run, init=99)  # a different init: the checkpoint must overwrite it
     resumed.fit(resume=True)
-    _assert_same_state(full.model, resumed.model)
+    assert_same_state(full.model, resumed.model)
     full_log = [json.loads(x) for x in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
     res_log = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     drop = {"seconds"}
