@@ -358,19 +358,21 @@ def compile_network(net: BinaryNetwork, input_shape: tuple[int, ...],
     num_inputs = int(np.prod(in_shape)) * (levels or 1)
     normalise(layers, num_inputs)
 
-    # last layer first: each layer's packing tells the one below how many copies it needs
-    placements: list[LayerPlacement] = [None] * len(layers)  # type: ignore[list-item]
-    consumers_next: list[list[int]] | None = None
+    # last layer first: each layer's packing tells the one below how many copies it needs.
+    # readers[l][i]: the cores of layer l (local indices) that read input i of layer l.
+    packed: list[LayerPlacement] = []
+    readers: list[list[list[int]]] = []
     for li in range(len(layers) - 1, -1, -1):
         layer = layers[li]
-        if consumers_next is None:
+        if not readers:
             copies = np.ones(layer.size, dtype=np.int64)
         else:
-            copies = np.array([max(1, 2 * len(c)) for c in consumers_next], dtype=np.int64)
+            copies = np.array([max(1, 2 * len(c)) for c in readers[0]], dtype=np.int64)
         placement = pack_layer(layer, copies, spec)
-        placements[li] = placement
-        consumers_next = _readers(placement, num_inputs if li == 0 else layers[li - 1].size)
-    input_readers = consumers_next or []
+        packed.insert(0, placement)
+        readers.insert(0, _readers(placement, num_inputs if li == 0 else layers[li - 1].size))
+    placements = packed
+    input_readers = readers[0]
 
     offset = 0
     for p in placements:
@@ -401,7 +403,7 @@ def compile_network(net: BinaryNetwork, input_shape: tuple[int, ...],
         # readers of this layer's outputs, to aim each duplicate at its axon
         nxt = placements[li + 1] if li + 1 < len(layers) else None
         next_axon = _axon_maps(nxt) if nxt is not None else []
-        readers = _readers(nxt, layer.size) if nxt is not None else []
+        out_readers = readers[li + 1] if nxt is not None else []
         for ci, core in enumerate(p.cores):
             g = p.first_core + ci
             for a in axon_of[ci].values():
@@ -414,7 +416,7 @@ def compile_network(net: BinaryNetwork, input_shape: tuple[int, ...],
                     targets = [(DEST_OUTPUT, j)]
                 else:
                     targets = [(nxt.first_core + q, next_axon[q][j] + d)
-                               for q in readers[j] for d in (0, 1)]
+                               for q in out_readers[j] for d in (0, 1)]
                     if not targets:
                         targets = [(DEST_UNUSED, 0)]
                 syn_cols = cols[bounds[j]:bounds[j + 1]]

@@ -238,9 +238,9 @@ class BinaryNetwork:
 
 
 def _chain(bn: nn.Module | None, act: BinaryActivation) -> Chain:
-    if bn is None:
+    if not isinstance(bn, _ExplicitEval):
         return Chain(None, None, act.threshold)
-    scale, shift = bn.eval_affine()  # type: ignore[operator]
+    scale, shift = bn.eval_affine()
     return Chain(scale, shift, act.threshold)
 
 

@@ -219,6 +219,5 @@ class Trainer:
         if self.val_split is not None:
             ev = evaluate(self.model, self.val_split, self.max_value, self.eval_batch_size)
             record["val_loss"], record["val_accuracy"] = ev.loss, ev.accuracy
-            progress.update(task, description="val")
         record["seconds"] = time.perf_counter() - t0
         return record
