@@ -57,6 +57,8 @@ def parser() -> argparse.ArgumentParser:
     simp.add_argument("--frames", type=int, default=None, help="only the first N test images")
     simp.add_argument("--run", type=Path, default=None,
                       help="the run folder the program came from: count hardware/model mismatches")
+    simp.add_argument("--engine", choices=("auto", "event", "dense"), default="auto",
+                      help="event-driven (needs numba), dense (torch), or auto (event if it can)")
     simp.add_argument("--json", action="store_true")
     return ap
 
@@ -79,7 +81,8 @@ def _compile(args: argparse.Namespace, console: Console) -> None:
 def _simulate(args: argparse.Namespace, console: Console) -> None:
     from neurocore.pipeline import simulate_program
 
-    result = simulate_program(args.program, args.data, args.data_dir, args.frames, args.run)
+    result = simulate_program(args.program, args.data, args.data_dir, args.frames, args.run,
+                              args.engine)
     if args.json:
         print(json.dumps(result, indent=2))
         return

@@ -302,18 +302,20 @@ def compile_run(run_dir: Path, out: Path | None = None) -> tuple[Path, list[dict
 
 def simulate_program(
     program_path: Path, dataset: str, data_dir: str | None, frames: int | None,
-    run_dir: Path | None,
+    run_dir: Path | None, engine: str = "auto",
 ) -> dict[str, Any]:
     """Classify a data set's test split on the simulated cores; with ``run_dir``, compare every
-    frame with the trained model."""
+    frame with the trained model. ``engine``: as
+    :func:`~neurocore.hardware.simulator.make_simulator`."""
     program = Program.load(program_path)
     data = load_dataset(dataset, data_dir)
     if run_dir is not None:
         _, model, shape = model_for_inspection(run_dir, [], data_dir)
         macs = inspect_model(model, shape).total_macs
-        ev = deploy.evaluate(program, model, data.test, data.info.max_value, macs, frames)
+        ev = deploy.evaluate(program, model, data.test, data.info.max_value, macs, frames, engine)
         return ev.to_dict()
-    run = deploy.run_program(program, data.test, data.info.max_value, frames=frames)
+    run = deploy.run_program(program, data.test, data.info.max_value, frames=frames,
+                             engine=engine)
     labels = data.test.labels[: len(run.predictions)]
     return {
         "frames": len(run.predictions),

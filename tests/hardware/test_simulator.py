@@ -1,9 +1,10 @@
 """Simulators: hand-computed golden traces, and fast ↔ reference parity with ``torch.equal``.
 
-Every golden trace is checked on both simulators; the parity tests draw random small programs
-(all reset and negative modes, routes to cores, outputs and nowhere, random delays, membranes of
-4 to 26 bits so saturation is common and both float32 and float64 fast paths run) and count the
-fast simulator's ticks to prove the fast path ran.
+Every golden trace is checked on all three simulators (dense, event-driven, reference); the
+parity tests draw random small programs (all reset and negative modes, routes to cores, outputs
+and nowhere, random delays, membranes of 4 to 26 bits so saturation is common and both float32
+and float64 dense paths run, cores without leak so the event engine skips idle cores) and count
+each fast engine's ticks to prove it ran.
 """
 
 from __future__ import annotations
@@ -14,13 +15,16 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from neurocore.errors import NeurocoreError
+from neurocore.hardware import event as event_engine
 from neurocore.hardware.corespec import CoreSpec, NegMode, ResetMode
+from neurocore.hardware.event import EventSimulator
 from neurocore.hardware.program import Program, ProgramError
 from neurocore.hardware.simulator import (
     SimResult,
     SimulationError,
     Simulator,
     exact_dtype,
+    make_simulator,
     reference_simulate,
     simulate,
 )
@@ -56,13 +60,18 @@ def _spikes(*trains: list[int]) -> torch.Tensor:
 
 
 def _both(p: Program, x: torch.Tensor, ticks: int) -> SimResult:
-    """Run both simulators, check they agree exactly and that the fast one ran; return it."""
+    """Run the reference and both fast engines, check all agree exactly and that each fast
+    engine ran; return the dense engine's result."""
     sim = Simulator(p)
     fast = sim.run(x, ticks, record=True)
     assert sim.calls == ticks
+    ev = EventSimulator(p)
+    by_event = ev.run(x, ticks, record=True)
+    assert ev.calls == ticks * x.shape[0]  # frame-ticks
     ref = reference_simulate(p, x, ticks, record=True)
     for f in FIELDS:
         _same(getattr(fast, f), getattr(ref, f), f)
+        _same(getattr(by_event, f), getattr(ref, f), f)
     return fast
 
 
@@ -223,6 +232,20 @@ def test_golden_membrane_saturates_at_20_bits() -> None:
     assert _trace(r, 0, 2) == [-vmax, -vmax, -vmax]
 
 
+def test_golden_reset_below_negative_threshold_on_a_leak_free_core() -> None:
+    # α=1, β=1, absolute reset R=−2 < −β, saturate, no leak: the input spike at t0 fires it,
+    # the reset leaves V=−2 < −β, and the silent tick after saturates it to −β=−1. The event
+    # engine must not skip the silent core at t1 (it did once: hypothesis found it).
+    p = Program.blank(1, num_inputs=1, spec=GOLD)
+    p = _edit(p, crossbar={(0, 0, 0): 1}, strengths={(0, 0, 0): 1}, threshold={(0, 0): 1},
+              neg_threshold={(0, 0): 1}, reset_value={(0, 0): -2},
+              neg_mode={(0, 0): NegMode.SATURATE})
+    p = _input_map(p, [(0, 0, 0)])
+    r = _both(p, _spikes([1, 0, 0]), 3)
+    assert _trace(r, 0, 0) == [-2, -1, -1]
+    assert _fired(r, 0, 0) == [1, 0, 0]
+
+
 def test_golden_32_bit_membrane_takes_the_float64_path() -> None:
     spec = CoreSpec(axons=4, neurons=4, membrane_bits=32, name="wide")
     vmax = 2**31 - 1
@@ -241,9 +264,10 @@ def test_golden_32_bit_membrane_takes_the_float64_path() -> None:
 
 def _dynamic_program(
     g: torch.Generator, spec: CoreSpec, cores: int, num_inputs: int, num_outputs: int,
-    entries: int,
+    entries: int, quiet_cores: int = 0,
 ) -> Program:
-    """A random valid program whose thresholds are small enough for neurons to fire."""
+    """A random valid program whose thresholds are small enough for neurons to fire; the first
+    ``quiet_cores`` cores have no leak (the event engine skips such a core on silent ticks)."""
     c, a, n, t = cores, spec.axons, spec.neurons, spec.axon_types
     s, vmax = spec.strength_abs_max, spec.membrane_max
     reach = min(vmax, 2 * s)
@@ -263,7 +287,8 @@ def _dynamic_program(
         crossbar=torch.rand((c, a, n), generator=g) < 0.2 + 0.6 * torch.rand((), generator=g),
         axon_types=ints(0, t - 1, (c, a), torch.int8),
         strengths=ints(spec.strength_min, spec.strength_max, (c, n, t), torch.int16),
-        leak=ints(-(reach // 4), reach // 4, (c, n), torch.int32),
+        leak=ints(-(reach // 4), reach // 4, (c, n), torch.int32)
+        * (torch.arange(c) >= quiet_cores).to(torch.int32)[:, None],
         threshold=ints(1, reach, (c, n), torch.int32),
         neg_threshold=ints(0, reach, (c, n), torch.int32),
         reset_value=ints(-reach, reach, (c, n), torch.int32),
@@ -289,17 +314,17 @@ def _dynamic_program(
     max_delay=st.integers(1, 6), cores=st.integers(1, 4),
     num_inputs=st.integers(0, 6), num_outputs=st.integers(0, 4), entries=st.integers(0, 24),
     batch=st.integers(1, 3), ticks_in=st.integers(0, 12), extra=st.integers(0, 8),
-    rate=st.floats(0.05, 0.9),
+    rate=st.floats(0.05, 0.9), quiet=st.integers(0, 4),
 )
 def test_fast_equals_reference_on_random_programs(
     seed: int, axons: int, neurons: int, types: int, strength: int, bits: int, max_delay: int,
     cores: int, num_inputs: int, num_outputs: int, entries: int, batch: int, ticks_in: int,
-    extra: int, rate: float,
+    extra: int, rate: float, quiet: int,
 ) -> None:
     spec = CoreSpec(axons=axons, neurons=neurons, axon_types=types, strength_min=-strength,
                     strength_max=strength, membrane_bits=bits, max_delay=max_delay, name="h")
     g = torch.Generator().manual_seed(seed)
-    p = _dynamic_program(g, spec, cores, num_inputs, num_outputs, entries)
+    p = _dynamic_program(g, spec, cores, num_inputs, num_outputs, entries, quiet)
     x = torch.rand((batch, ticks_in, num_inputs), generator=g) < rate
     ticks = ticks_in + extra
 
@@ -319,10 +344,17 @@ def test_fast_equals_reference_on_random_programs(
         fast.weighted_spikes, (fast.spikes.sum(1).to(torch.float64) * weights).sum((1, 2)))
     event("spiked" if int(fast.spike_count.sum()) else "silent")
 
-    plain = simulate(p, x, ticks)  # the one-call API, unrecorded
-    assert plain.spikes is None and plain.membrane is None
-    for f in FIELDS[:3]:
-        assert torch.equal(getattr(plain, f), getattr(ref, f)), f
+    ev = EventSimulator(p)
+    by_event = ev.run(x, ticks, record=True, spike_weights=weights)
+    assert ev.calls == ticks * batch  # the event engine ran, frame by frame
+    for f in FIELDS:
+        _same(getattr(by_event, f), getattr(ref, f), f)
+
+    for engine in ("dense", "event"):  # the one-call API, unrecorded
+        plain = simulate(p, x, ticks, engine=engine)
+        assert plain.spikes is None and plain.membrane is None
+        for f in FIELDS[:4]:
+            assert torch.equal(getattr(plain, f), getattr(ref, f)), (engine, f)
 
 
 def test_parity_is_not_vacuous() -> None:
@@ -344,6 +376,30 @@ def test_parity_is_not_vacuous() -> None:
 
 
 # ---- API details ------------------------------------------------------------------------------
+
+def test_event_engine_in_small_chunks_equals_one_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = CoreSpec(axons=16, neurons=16, strength_min=-20, strength_max=20, membrane_bits=8,
+                    max_delay=5, name="busy")
+    g = torch.Generator().manual_seed(4)
+    p = _dynamic_program(g, spec, cores=3, num_inputs=6, num_outputs=4, entries=24, quiet_cores=1)
+    x = torch.rand((5, 12, 6), generator=g) < 0.4
+    sim = EventSimulator(p)
+    whole = sim.run(x, 16, record=True)
+    assert 0 < sim.core_updates < 5 * 16 * 3  # the leak-free core was skipped on some ticks
+    monkeypatch.setattr(event_engine, "STATE_BYTES", 1)  # one frame per chunk
+    chunked = EventSimulator(p).run(x, 16, record=True)
+    for f in FIELDS:
+        _same(getattr(whole, f), getattr(chunked, f), f)
+
+
+def test_make_simulator_picks_an_engine() -> None:
+    p = Program.blank(1, spec=GOLD)
+    assert isinstance(make_simulator(p, "dense"), Simulator)
+    assert isinstance(make_simulator(p, "event"), EventSimulator)
+    assert isinstance(make_simulator(p), EventSimulator)  # numba is installed for the tests
+    with pytest.raises(SimulationError, match="engine 'fastest' is not one of auto, event, dense"):
+        make_simulator(p, "fastest")
+
 
 def test_calls_count_every_fast_tick() -> None:
     p = Program.blank(2, num_inputs=1, spec=GOLD)
@@ -385,15 +441,15 @@ def test_numeric_zero_one_inputs_equal_bool() -> None:
 )
 def test_bad_inputs(inputs: torch.Tensor, ticks: int, words: str) -> None:
     p = Program.blank(1, num_inputs=2, spec=GOLD)
-    for run in (simulate, reference_simulate):
+    for run in (simulate, reference_simulate, EventSimulator(p).run, Simulator(p).run):
         with pytest.raises(SimulationError) as e:
-            run(p, inputs, ticks)
+            run(p, inputs, ticks) if run in (simulate, reference_simulate) else run(inputs, ticks)
         assert isinstance(e.value, NeurocoreError) and words in str(e.value)
 
 
 def test_invalid_program_is_refused() -> None:
     p = _edit(Program.blank(1, spec=GOLD), threshold={(0, 2): 0})
-    for run in (Simulator, lambda q: reference_simulate(q, torch.zeros(1, 0, 0), 1)):
+    for run in (Simulator, EventSimulator, lambda q: reference_simulate(q, torch.zeros(1, 0, 0), 1)):
         with pytest.raises(ProgramError, match="core 0 neuron 2: threshold 0"):
             run(p)
 

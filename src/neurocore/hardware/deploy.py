@@ -31,7 +31,7 @@ from neurocore.hardware.energy import (
     truenorth_energy_uj,
 )
 from neurocore.hardware.program import Program
-from neurocore.hardware.simulator import Simulator
+from neurocore.hardware.simulator import make_simulator
 from neurocore.layers.encode import thermometer
 from neurocore.layers.output import nhot_decode
 from neurocore.neurons.binary import fully_binary
@@ -103,10 +103,11 @@ class HardwareRun:
 
 
 def run_program(program: Program, split: Split, max_value: int, batch_size: int = 500,
-                frames: int | None = None) -> HardwareRun:
-    """Classify a split's images on the simulated cores (inputs at tick 0, read at L − 1)."""
+                frames: int | None = None, engine: str = "auto") -> HardwareRun:
+    """Classify a split's images on the simulated cores (inputs at tick 0, read at L − 1);
+    ``engine`` as :func:`~neurocore.hardware.simulator.make_simulator`."""
     host = HostSide.of(program)
-    sim = Simulator(program)
+    sim = make_simulator(program, engine)
     hops = hop_distances(program)
     preds, spikes, events, hop_total = [], 0, 0, 0.0
     core_spikes = torch.zeros(program.num_cores, dtype=torch.int64)
@@ -172,9 +173,9 @@ def model_predictions(model: nn.Module, split: Split, max_value: int,
 
 
 def evaluate(program: Program, model: nn.Module, split: Split, max_value: int, macs: int,
-             frames: int | None = None) -> HardwareEvaluation:
+             frames: int | None = None, engine: str = "auto") -> HardwareEvaluation:
     """Hardware predictions against the fully binary model's, with cost and energy per frame."""
-    run = run_program(program, split, max_value, frames=frames)
+    run = run_program(program, split, max_value, frames=frames, engine=engine)
     model_pred = model_predictions(model, split, max_value, frames)
     labels = split.labels[: len(run.predictions)]
     host = HostSide.of(program)

@@ -16,7 +16,9 @@ Initially every V is 0 and no spike is in flight; external input lines are silen
 (active axon, connected crossbar point) pair: a tick's events are Σ_c Σ_i A_ci(t) · Σ_j B_cij.
 
 :func:`reference_simulate` loops over frames, ticks, cores, neurons and axons in plain Python
-integers, line by line as above. :func:`simulate` (and :class:`Simulator`) advances all frames
+integers, line by line as above. Two fast engines give the same results (:func:`make_simulator`
+picks one): the event-driven one of :mod:`neurocore.hardware.event`, whose work follows the
+spikes, and the dense one here. :class:`Simulator` (the dense engine) advances all frames
 and cores together, one tick per loop iteration: steps 1–2 are one batched ``V + Wᵀ·A`` over the
 cores (``baddbmm`` of W = B ∘ S(G) with the activity, (C, N, A) × (C, A, B)), steps 3–5 a few
 elementwise ops, step 6 one ``scatter_add_`` of all spikes into a ring buffer of (largest
@@ -31,12 +33,16 @@ in int64 at the end, as Σ_t A_ci(t) times each axon's fan-out.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from neurocore.errors import NeurocoreError
 from neurocore.hardware.corespec import DEST_OUTPUT, CoreSpec, NegMode, ResetMode
 from neurocore.hardware.program import Program
+
+if TYPE_CHECKING:
+    from neurocore.hardware.event import EventSimulator
 
 FLOAT32_EXACT = 2**24  # every integer of magnitude ≤ 2^24 is a float32
 FLOAT64_EXACT = 2**53
@@ -248,12 +254,29 @@ class Simulator:
         )
 
 
+ENGINES = ("auto", "event", "dense")
+
+
+def make_simulator(program: Program, engine: str = "auto") -> Simulator | EventSimulator:
+    """A fast simulator for ``program``: ``"event"`` (:mod:`neurocore.hardware.event`, CPU,
+    needs numba), ``"dense"`` (:class:`Simulator`, any torch device), or ``"auto"``: event when
+    numba is installed, else dense. Both give identical results."""
+    from neurocore.hardware import event
+
+    if engine not in ENGINES:
+        raise SimulationError(f"engine {engine!r} is not one of {', '.join(ENGINES)}")
+    if engine == "event" or (engine == "auto" and event.available()):
+        return event.EventSimulator(program)
+    return Simulator(program)
+
+
 def simulate(
     program: Program, inputs: torch.Tensor, ticks: int, *, record: bool = False,
-    spike_weights: torch.Tensor | None = None,
+    spike_weights: torch.Tensor | None = None, engine: str = "auto",
 ) -> SimResult:
     """Fast, exact simulation of ``program`` on a batch of input spike trains (module doc)."""
-    return Simulator(program).run(inputs, ticks, record=record, spike_weights=spike_weights)
+    sim = make_simulator(program, engine)
+    return sim.run(inputs, ticks, record=record, spike_weights=spike_weights)
 
 
 def reference_simulate(
