@@ -138,3 +138,16 @@ def test_recipe_layer_errors() -> None:
         _build([{"type": "nhot_decode", "classes": 2, "hot": 1}], (1, 2, 2))
     with pytest.raises(RecipeError):
         _build([{"type": "nhot_decode", "classes": 1, "hot": 1}], (8,))  # classes > 1
+
+
+def test_interleaved_keys_golden() -> None:
+    want = torch.tensor([
+        [1, 0, 0, 1, 0, 0, 0, 0],
+        [0, 1, 0, 0, 1, 0, 0, 0],
+        [0, 0, 1, 0, 0, 1, 0, 0],
+    ], dtype=torch.float32)
+    assert torch.equal(nhot_key(3, 8, 2, overlapping=False, interleaved=True), want)
+    with pytest.raises(ValueError, match="either overlapping or interleaved"):
+        nhot_key(3, 8, 2, overlapping=True, interleaved=True)
+    with pytest.raises(ValueError, match="classes × hot = 9"):
+        nhot_key(3, 8, 3, overlapping=False, interleaved=True)

@@ -9,8 +9,11 @@ class scores with
 +1 for each of its key units that fired and each non-key unit that stayed silent, −1 otherwise,
 so on hardware the prediction is a count of agreeing spikes.
 
-Keys are disjoint (class c owns units [cN, (c+1)N)) or overlapping (N units per class drawn
-without replacement for each class by a seeded generator, so rows may share units).
+Keys are disjoint — in blocks (class c owns units [cN, (c+1)N)) or interleaved (class c owns
+units c, c + classes, c + 2·classes, ...) — or overlapping (N units per class drawn without
+replacement for each class by a seeded generator, so rows may share units). Interleaving matters
+when the output layer is grouped: a group of consecutive units then holds units of every class,
+so every class reads every group's inputs instead of the one or two groups its block falls in.
 """
 
 from __future__ import annotations
@@ -25,11 +28,14 @@ from neurocore.layers.registry import LayerSpec, register_layer
 
 
 def nhot_key(
-    classes: int, width: int, hot: int, overlapping: bool, seed: int = 0
+    classes: int, width: int, hot: int, overlapping: bool, seed: int = 0,
+    interleaved: bool = False,
 ) -> torch.Tensor:
-    """A (classes, width) 0/1 key with ``hot`` ones per row."""
+    """A (classes, width) 0/1 key with ``hot`` ones per row (module doc for the layouts)."""
     if hot < 1 or hot > width:
         raise ValueError(f"hot={hot} must be between 1 and the output width {width}")
+    if overlapping and interleaved:
+        raise ValueError("a key is either overlapping or interleaved, not both")
     key = torch.zeros(classes, width)
     if not overlapping:
         if classes * hot > width:
@@ -38,7 +44,10 @@ def nhot_key(
                 f"the layer has {width}"
             )
         for c in range(classes):
-            key[c, c * hot : (c + 1) * hot] = 1.0
+            if interleaved:
+                key[c, c : classes * hot : classes] = 1.0
+            else:
+                key[c, c * hot : (c + 1) * hot] = 1.0
         return key
     g = torch.Generator().manual_seed(seed)
     for c in range(classes):
@@ -71,10 +80,12 @@ class NHotDecodeSpec(LayerSpec):
     classes: int = Field(gt=1)
     hot: int = Field(gt=0)
     overlapping: bool = False
+    interleaved: bool = False
     seed: int = 0
 
     def build(self, in_shape: tuple[int, ...]) -> nn.Module:
         if len(in_shape) != 1:
             raise ValueError(f"nhot_decode needs a flat (width,) input, got {in_shape}")
-        key = nhot_key(self.classes, in_shape[0], self.hot, self.overlapping, self.seed)
+        key = nhot_key(self.classes, in_shape[0], self.hot, self.overlapping, self.seed,
+                       self.interleaved)
         return NHotDecode(key)
