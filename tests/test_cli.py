@@ -80,6 +80,23 @@ def test_compile_and_simulate_a_binary_run(
     assert result["hardware_accuracy"] == result["model_accuracy"]
     assert result["latency_ticks"] == 5 and result["chips"] == 1
 
+    # the shared-types strategy (an override of the recipe's): the pooling layers share types,
+    # the trained (not symmetric) convolutions fall back, and the cores still equal the model
+    shared_path = tmp_path / "out" / "shared.safetensors"
+    argv = ["compile", str(run_dir), "--out", str(shared_path), "--strategy", "shared-types"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    shared = Program.load(shared_path)
+    assert shared.metadata["strategy"] == "shared-types"
+    rows = json.loads(shared.metadata["layers"])
+    assert [r["mapping"] for r in rows if r["kind"] == "or_pool"] == ["shared-types"] * 2
+    assert "shared-types" in printed and shared.num_cores <= program.num_cores
+    argv = ["simulate", str(shared_path), "--data", "digits", "--run", str(run_dir), "--json"]
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["mismatches"] == 0
+    assert main(["compile", str(run_dir), "--out", str(shared_path), "--strategy", "x"]) == 2
+    assert "unknown compiler strategy 'x'" in capsys.readouterr().err
+
     # without --run: predictions on the cores only
     assert main(["simulate", str(program_path), "--data", "digits", "--frames", "20",
                  "--json"]) == 0

@@ -114,3 +114,19 @@ def test_file_errors(tmp_path: Path) -> None:
 def test_missing_required() -> None:
     with pytest.raises(RecipeError, match=r"x\.yaml: invalid recipe\n  name: Field required"):
         validate_recipe({"model": {"layers": [{"type": "flatten"}]}}, "x.yaml")
+
+
+def test_hardware_strategy_is_one_the_compiler_knows(tmp_path: Path) -> None:
+    """The recipe's Literal lists exactly the compiler's strategies; others are refused."""
+    from typing import get_args
+
+    from neurocore.config import HardwareConfig
+    from neurocore.hardware.compiler import STRATEGIES
+
+    assert get_args(HardwareConfig.model_fields["strategy"].annotation) == STRATEGIES
+    path = write(tmp_path, GOOD + "hardware: {strategy: shared-types}\n")
+    hardware = load_recipe(path).hardware
+    assert hardware is not None and hardware.strategy == "shared-types"
+    with pytest.raises(RecipeError, match=r"hardware\.strategy: Input should be 'duplicate-axons' "
+                                          r"or 'shared-types'"):
+        load_recipe(path, ["hardware.strategy=shared"])

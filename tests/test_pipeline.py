@@ -137,5 +137,7 @@ def test_demo_recipe_runs_train_compile_simulate(tmp_path: Path) -> None:
     assert hw["latency_ticks"] == 5 and hw["frames_per_second"] == 1000.0
     assert hw["synaptic_events_per_frame"] > 0 and hw["spikes_per_frame"] > 0
     assert sum(r["cores"] for r in hw["layers"]) == hw["cores"]
+    assert all(r["mapping"] == "duplicate-axons" for r in hw["layers"])  # the recipe's strategy
+    assert "| mapping |" in (tmp_path / "report.md").read_text()
     assert hw["energy"]["total_model_uj"] == pytest.approx(hw["synaptic_events_per_frame"] * 26e-6)
     assert (tmp_path / "program.safetensors").is_file()

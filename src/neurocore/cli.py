@@ -49,6 +49,9 @@ def parser() -> argparse.ArgumentParser:
     comp.add_argument("run_dir", type=Path)
     comp.add_argument("--out", type=Path, default=None,
                       help="program file (default RUN_DIR/program.safetensors)")
+    comp.add_argument("--strategy", default=None,
+                      help="compiler strategy, duplicate-axons or shared-types (default: the "
+                           "recipe's hardware.strategy)")
 
     simp = sub.add_parser("simulate", help="run a compiled program on a data set's test images")
     simp.add_argument("program", type=Path)
@@ -68,13 +71,18 @@ def _compile(args: argparse.Namespace, console: Console) -> None:
 
     from neurocore.pipeline import compile_run
 
-    path, layers = compile_run(args.run_dir, args.out)
+    path, layers = compile_run(args.run_dir, args.out, args.strategy)
+    columns = {"layer": "layer", "kind": "kind", "mapping": "mapping", "cores": "cores",
+               "neurons": "neurons", "duplicates": "dupl.", "axons_used": "axons"}
     table = Table(title=f"program: {path}")
-    for col in layers[0] if layers else []:
-        table.add_column(col)
-    for row in layers:
-        table.add_row(*(str(v) for v in row.values()))
+    for key, header in columns.items():
+        table.add_column(header, no_wrap=key in ("layer", "kind", "mapping"))
+    for row in layers:  # the mapping without its fallback reason, printed below
+        table.add_row(*(str(row[k]).split(" (")[0] for k in columns))
     console.print(table)
+    for row in layers:
+        if str(row["mapping"]) != str(row["mapping"]).split(" (")[0]:
+            console.print(f"{row['layer']}: {row['mapping']}", markup=False)
     console.print(f"cores: {sum(int(r['cores']) for r in layers)}", markup=False)
 
 

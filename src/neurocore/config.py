@@ -58,6 +58,28 @@ class TrainConfig(Section):
     label_smoothing: float = Field(default=0.0, ge=0, lt=1)
 
 
+# ---- symmetric kernels (neurocore.training.symmetrize) -------------------------------------
+
+
+class SymmetricConfig(Section):
+    """Replace the ternary conv layers' kernels by their nearest symmetric kernels, bottom-up,
+    one layer at a time, and freeze each one (Appuswamy et al. 2016). Layer k is projected at
+    the start of the first epoch e ≥ earliest_k (earliest_0 = ``start_epoch``, then the previous
+    projection's epoch + ``every``) at which validation accuracy has saturated — the best of the
+    last ``patience`` epochs since the previous projection beats the best before them by no more
+    than ``min_delta`` — and at epoch earliest_k + ``max_wait`` at the latest. ``patience: 0``
+    gives the fixed schedule start_epoch, start_epoch + every, ..."""
+
+    start_epoch: int = Field(default=1, ge=0)  # earliest epoch for the first projection
+    every: int = Field(default=1, ge=1)  # epochs trained between two projections, at least
+    patience: int = Field(default=0, ge=0)  # epochs without improvement that mean "saturated"
+    min_delta: float = Field(default=0.0, ge=0)  # smaller accuracy gains do not count
+    max_wait: int = Field(default=3, ge=0)  # epochs a layer waits for saturation, at most
+    target: Literal["latent", "ternary"] = "latent"  # project clip(w, −1, 1) or round(clip(w))
+    exclude: list[str] = Field(default_factory=list)  # ternary conv layers left unconstrained
+    beam: int = Field(default=32, ge=1)  # nearest_symmetric's search width
+
+
 # ---- binary communication (neurocore.training.binarize) ------------------------------------
 
 
@@ -142,7 +164,9 @@ BinaryConfig = Annotated[WhetstoneConfig | NoisyReLUConfig, Field(discriminator=
 class HardwareConfig(Section):
     """Compile the trained binary network onto cores and simulate it (neurocore.hardware)."""
 
-    strategy: Literal["duplicate-axons"] = "duplicate-axons"
+    # how input lines reach axons (neurocore.hardware.compiler): two ±1 axons per line, or one
+    # type-coloured axon per line where a layer's blocks colour (else duplicate axons)
+    strategy: Literal["duplicate-axons", "shared-types"] = "duplicate-axons"
     frames: int | None = Field(default=None, gt=0)  # test frames to simulate (default: all)
 
 
@@ -158,6 +182,7 @@ class Recipe(Section):
     model: ModelConfig
     train: TrainConfig = TrainConfig()
     binary: BinaryConfig | None = None
+    symmetric: SymmetricConfig | None = None
     hardware: HardwareConfig | None = None
 
 

@@ -2,7 +2,8 @@
 ``simulate``.
 
     recipe ──validate──▶ Recipe ──load data──▶ Dataset ──build──▶ model
-           ──Trainer.fit (+ Binarize when the recipe has ``binary``)──▶ checkpoint, metrics.jsonl
+           ──Trainer.fit (+ Binarize when the recipe has ``binary``, Symmetrize when it has
+             ``symmetric``)──▶ checkpoint, metrics.jsonl
            ──evaluate──▶ test accuracy ──inspect──▶ cost tables
            ──[binary]   fold ──▶ folded network checked against the model
            ──[hardware] compile ──▶ program.safetensors ──simulate──▶ hardware accuracy, energy
@@ -20,7 +21,7 @@ import os
 import platform
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import yaml
@@ -33,7 +34,7 @@ from neurocore.config import Recipe, load_recipe, recipe_to_yaml
 from neurocore.data import Split, dataset_info, load_dataset, validation_split
 from neurocore.errors import RunDirError
 from neurocore.hardware import deploy
-from neurocore.hardware.compiler import compile_network, layer_table
+from neurocore.hardware.compiler import Strategy, compile_network, layer_table
 from neurocore.hardware.energy import FP32_MAC, OP_COUNT_CAVEAT, ann_energy_uj
 from neurocore.hardware.fold import fold, fold_check
 from neurocore.hardware.program import Program
@@ -42,6 +43,7 @@ from neurocore.layers import build_model
 from neurocore.training.binarize import Binarize, BinaryMetrics, binary_metrics, binary_summary
 from neurocore.training.checkpoint import CHECKPOINT_FILES, load_model_state, save_weights
 from neurocore.training.hooks import Callback
+from neurocore.training.symmetrize import Symmetrize, symmetric_summary
 from neurocore.training.trainer import Trainer, evaluate
 
 CONFIG = "config.yaml"
@@ -153,12 +155,41 @@ def binary_section(
     report.add_section("binary", "Binary communication", data, "\n".join(md))
 
 
+def symmetric_section(report: Report, model: nn.Module, history: list[dict[str, Any]],
+                      exclude: list[str]) -> None:
+    """Which conv layers were projected onto symmetric kernels, when, at what cost; and the check
+    that every ternary conv kernel of the trained model is in the family."""
+    data = symmetric_summary(history, model, exclude)
+    checks = data["check"]
+    report.summary["symmetric_layers"] = f"{sum(checks.values())}/{len(checks)}"
+
+    def acc(p: dict[str, Any], key: str) -> str:
+        return f"{p[key]:.4f}" if key in p else "—"
+
+    rows = [[p["layer"], p["epoch"] + 1, p["groups"], f"{p['relative_error']:.4f}",
+             acc(p, "val_accuracy_before"), acc(p, "val_accuracy_after"),
+             acc(p, "val_accuracy_after_epoch")] for p in data["projections"]]
+    missing = [name for name, ok in checks.items() if not ok and name not in exclude]
+    free = [name for name in exclude if not checks.get(name, False)]
+    md = [
+        f"- {sum(checks.values())} of {len(checks)} ternary conv layers have every kernel in the "
+        "symmetric family (each group re-found exactly by nearest_symmetric)"
+        + (f"; left unconstrained (symmetric.exclude): {', '.join(free)}" if free else "")
+        + (f"; **not symmetric**: {', '.join(missing)}" if missing else ""),
+        "",
+        markdown_table(["layer", "projected before epoch", "groups", "relative residual",
+                        "val acc before", "right after", "after the epoch"], rows),
+    ]
+    report.add_section("symmetric", "Symmetric kernels", data, "\n".join(md))
+
+
 def hardware_section(
     report: Report, model: nn.Module, test: Split, max_value: int, input_shape: tuple[int, ...],
-    out: Path, frames: int | None,
+    out: Path, frames: int | None, strategy: Strategy = "duplicate-axons",
 ) -> None:
-    """Fold, compile, save the program, simulate the test set and compare with the model."""
-    compiled = compile_network(fold(model), input_shape)
+    """Fold, compile with ``strategy``, save the program, simulate the test set and compare
+    with the model."""
+    compiled = compile_network(fold(model), input_shape, strategy=strategy)
     compiled.program.save(out / PROGRAM)
     ev = deploy.evaluate(compiled.program, model, test, max_value, int(report.summary["macs"]),
                          frames)
@@ -183,10 +214,11 @@ def hardware_section(
         f"float ANN: {e['ann_fp32_uj']:.4f} µJ (MACs × 4.6 pJ)",
         "",
         markdown_table(
-            ["layer", "kind", "tick", "neurons", "duplicates", "cores", "max fan-in",
-             "complemented", "spikes/frame"],
-            [[r["layer"], r["kind"], r["tick"], r["neurons"], r["duplicates"], r["cores"],
-              r["max_fan_in"], r["complemented"], r["spikes_per_frame"]] for r in ev.layers],
+            ["layer", "kind", "mapping", "tick", "neurons", "duplicates", "cores", "axons",
+             "max fan-in", "complemented", "fire at rest", "spikes/frame"],
+            [[r["layer"], r["kind"], r["mapping"], r["tick"], r["neurons"], r["duplicates"],
+              r["cores"], r["axons_used"], r["max_fan_in"], r["complemented"],
+              r["fire_at_rest"], r["spikes_per_frame"]] for r in ev.layers],
         ),
     ]
     report.add_section("hardware", "Hardware (simulated TrueNorth cores)", data, "\n".join(md))
@@ -214,6 +246,8 @@ def run_recipe(
             Binarize(recipe.binary),
             BinaryMetrics(splits, data.info.max_value, recipe.data.eval_batch_size),
         ]
+    if recipe.symmetric is not None:
+        callbacks.append(Symmetrize(recipe.symmetric))
     trainer = Trainer(
         model, train, recipe.train,
         max_value=data.info.max_value, batch_size=recipe.data.batch_size, seed=recipe.seed,
@@ -251,9 +285,11 @@ def run_recipe(
     inspection_section(report, insp)
     if recipe.binary is not None:
         binary_section(report, model, data.test, data.info.max_value, history, trainer.stop_reason)
+    if recipe.symmetric is not None:
+        symmetric_section(report, model, history, recipe.symmetric.exclude)
     if recipe.hardware is not None:
         hardware_section(report, model, data.test, data.info.max_value, data.info.input_shape,
-                         out, recipe.hardware.frames)
+                         out, recipe.hardware.frames, recipe.hardware.strategy)
     report.summary["wall_seconds"] = time.perf_counter() - t0
     env = environment()
     report.add_section("environment", "Environment", env,
@@ -290,11 +326,15 @@ def inspect_target(target: Path, overrides: list[str], data_dir: str | None) -> 
 
 
 
-def compile_run(run_dir: Path, out: Path | None = None) -> tuple[Path, list[dict[str, Any]]]:
-    """Fold and compile a finished run's model; save the program (default in the run folder)."""
+def compile_run(run_dir: Path, out: Path | None = None, strategy: str | None = None,
+                ) -> tuple[Path, list[dict[str, Any]]]:
+    """Fold and compile a finished run's model; save the program (default in the run folder).
+    ``strategy`` overrides the recipe's ``hardware.strategy`` (default duplicate-axons)."""
     recipe, model, shape = model_for_inspection(run_dir, [], None)
     model.eval()
-    compiled = compile_network(fold(model), shape)
+    if strategy is None:
+        strategy = recipe.hardware.strategy if recipe.hardware is not None else "duplicate-axons"
+    compiled = compile_network(fold(model), shape, strategy=cast(Strategy, strategy))
     path = out if out is not None else run_dir / PROGRAM
     compiled.program.save(path)
     return path, layer_table(compiled.layers, compiled.placement)

@@ -21,7 +21,6 @@ import pytest
 import torch
 from torch import nn
 
-from neurocore.config import validate_recipe
 from neurocore.errors import NeurocoreError
 from neurocore.hardware.compiler import CompiledNetwork, CompileError, compile_network
 from neurocore.hardware.corespec import (
@@ -33,20 +32,10 @@ from neurocore.hardware.corespec import (
     ResetMode,
 )
 from neurocore.hardware.deploy import HostSide
-from neurocore.hardware.fold import BinaryLayer, Encode, OrPool, fold
+from neurocore.hardware.fold import fold
 from neurocore.hardware.program import Program
 from neurocore.hardware.simulator import SimResult, reference_simulate, simulate
-from neurocore.layers import build_model
-from neurocore.layers.batchnorm import BatchNorm1d, BatchNorm2d
-from neurocore.neurons.binary import BinaryActivation, binary_activations, fully_binary
-
-BN = {"type": "batchnorm", "momentum": 1.0}  # running stats = the calibration batch's stats
-
-
-def _build(layers: list[dict], shape: tuple[int, ...]) -> nn.Sequential:
-    r = validate_recipe({"name": "t", "model": {"layers": layers}}, "t.yaml")
-    return build_model(list(r.model.layers), shape)
-
+from support import BN, build, check_parity, images, model_spikes, randomise
 
 ARCHS: dict[str, tuple[tuple[int, ...], list[dict]]] = {
     "dense_groups": (  # 32 inputs -> 24 (2 groups) -> 12 (3 groups) -> 12 -> 3 classes
@@ -117,127 +106,23 @@ ARCHS: dict[str, tuple[tuple[int, ...], list[dict]]] = {
 }
 
 
-def _threshold_after(model: nn.Sequential, i: int) -> float:
-    nxt = model[i + 1] if i + 1 < len(model) else None
-    return nxt.threshold if isinstance(nxt, BinaryActivation) else 0.0
-
-
-def _randomise(model: nn.Sequential, g: torch.Generator, calib: torch.Tensor) -> None:
-    """Trinary weights; batch norm calibrated on ``calib``, then perturbed: channel 0 γ = 0 and
-    always firing (β > θ), channel 2 γ = 0 and never firing (β < θ), channel 1 γ < 0, and ties
-    (β = θ with an integer μ: the switching point sits on a value ``pre`` takes)."""
-    with torch.no_grad():
-        for m in model:
-            if isinstance(m, nn.Linear | nn.Conv2d):
-                m.weight.copy_(torch.randint(-1, 2, m.weight.shape, generator=g).float())
-        model.train()
-        with fully_binary(model):
-            model(calib)
-        for i, m in enumerate(model):
-            if not isinstance(m, BatchNorm1d | BatchNorm2d):
-                continue
-            c = m.num_features
-            theta = _threshold_after(model, i)
-            gamma = torch.randn(c, generator=g) * 1.5
-            beta = theta + torch.randn(c, generator=g) * 0.5
-            mean = m.running_mean.clone()
-            tie = torch.rand(c, generator=g) < 0.3
-            beta[tie] = theta
-            mean[tie] = torch.round(mean[tie])
-            gamma[0], beta[0] = 0.0, theta + 1.0
-            gamma[1] = -abs(float(gamma[1])) - 0.25
-            gamma[2], beta[2] = 0.0, theta - 1.0
-            m.weight.copy_(gamma)
-            m.bias.copy_(beta)
-            m.running_mean.copy_(mean)
-            m.running_var.copy_(m.running_var * (0.5 + torch.rand(c, generator=g)) + 0.05)
-    model.eval()
-
-
-def _images(shape: tuple[int, ...], levels: int, n: int, g: torch.Generator) -> torch.Tensor:
-    """Random floats in [0, 1), half of them exactly on the thermometer's steps k/(levels+1)."""
-    x = torch.rand((n, *shape), generator=g)
-    steps = torch.randint(0, levels + 2, (n // 2, *shape), generator=g).float() / (levels + 1)
-    x[: n // 2] = steps
-    return x
-
-
 def _model(arch: str, seed: int) -> tuple[nn.Sequential, tuple[int, ...], torch.Tensor]:
     shape, layers = ARCHS[arch]
     levels = layers[0]["levels"]
     g = torch.Generator().manual_seed(100 * seed + len(arch))
-    model = _build(layers, shape)
-    _randomise(model, g, _images(shape, levels, 128, g))
-    return model, shape, _images(shape, levels, 96, g)
-
-
-def _model_spikes(model: nn.Sequential, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    spikes: list[torch.Tensor] = []
-    hooks = [m.register_forward_hook(lambda _m, _i, o: spikes.append(o))
-             for _, m in binary_activations(model)]
-    try:
-        with torch.no_grad(), fully_binary(model):
-            out = model(x)
-    finally:
-        for h in hooks:
-            h.remove()
-    return out, spikes
-
-
-def _layer_cores(compiled: CompiledNetwork, li: int) -> range:
-    p = compiled.placement[li]
-    return range(p.first_core, p.first_core + len(p.cores))
+    model = build(layers, shape)
+    randomise(model, g, images(shape, levels, 128, g))
+    return model, shape, images(shape, levels, 96, g)
 
 
 # ---- parity ---------------------------------------------------------------------------------
-
-
-def _check_parity(model: nn.Sequential, shape: tuple[int, ...], x: torch.Tensor,
-                  spec: CoreSpec = TRUENORTH) -> tuple[CompiledNetwork, SimResult]:
-    net = fold(model)
-    compiled = compile_network(net, shape, spec, binary_inputs=True)
-    program, ticks = compiled.program, compiled.latency_ticks
-    host = HostSide.of(program)
-    inputs = host.encode(x)  # (B, 1, inputs)
-    _, outs = net.forward(x)
-    assert isinstance(net.stages[0], Encode)
-    assert torch.equal(inputs[:, 0], outs[0].flatten(1).bool())  # host coding = model's coding
-    res = simulate(program, inputs, ticks, record=True)
-    assert res.spikes is not None and res.membrane is not None
-    assert not bool(res.membrane.any())  # memoryless: V is 0 after every tick
-    folded = [o for s, o in zip(net.stages, outs, strict=True) if isinstance(s, BinaryLayer | OrPool)]
-    assert len(folded) == len(compiled.layers) == ticks
-    # the folded network is the model (fold's own claim), so hardware = fold = model below
-    ref, model_spikes = _model_spikes(model, x)
-    binary = [o for s, o in zip(net.stages, outs, strict=True) if isinstance(s, BinaryLayer)]
-    for a, b in zip(binary, model_spikes, strict=True):
-        assert torch.equal(a, b)
-    for li, (layer, want) in enumerate(zip(compiled.layers, folded, strict=True)):
-        first = torch.from_numpy(compiled.slot_of[li])  # (N, 2): (global core, slot)
-        comp = torch.from_numpy(layer.complement)
-        hw = res.spikes[:, li, first[:, 0], first[:, 1]] ^ comp  # (B, N)
-        assert torch.equal(hw, want.flatten(1).bool()), layer.name
-        # every duplicate carries the same spike as the first copy
-        copies = compiled.placement[li].copies
-        for k in range(1, int(copies.max())):
-            has = torch.from_numpy(copies > k)
-            dup = res.spikes[:, li, first[has, 0], first[has, 1] + k]
-            assert torch.equal(dup, res.spikes[:, li, first[has, 0], first[has, 1]]), layer.name
-        # pipelining: the layer's cores are silent at every other tick
-        cores = list(_layer_cores(compiled, li))
-        others = [t for t in range(ticks) if t != li]
-        assert not bool(res.spikes[:, others][:, :, cores].any()), layer.name
-    out_port = res.outputs[:, ticks - 1]  # (B, P)
-    assert torch.equal(out_port.bool() ^ compiled.output_complement, folded[-1].flatten(1).bool())
-    assert torch.equal(host.decode(out_port), ref.argmax(1))
-    return compiled, res
 
 
 @pytest.mark.parametrize("seed", [0, 1])
 @pytest.mark.parametrize("arch", sorted(ARCHS))
 def test_hardware_spikes_equal_folded_network_and_model(arch: str, seed: int) -> None:
     model, shape, x = _model(arch, seed)
-    compiled, res = _check_parity(model, shape, x)
+    compiled, res = check_parity(model, shape, x)
     assert res.spikes is not None
     # the comparison is not vacuous: every layer has neurons that fire and neurons that do not
     for li, layer in enumerate(compiled.layers):
@@ -293,7 +178,7 @@ def test_parity_and_structure_on_small_cores(arch: str) -> None:
     """Small cores force what TrueNorth-sized ones rarely need on small networks: layers over
     many cores, neurons read by up to 7 cores (14 copies), inputs fanned out to many cores."""
     model, shape, x = _model(arch, 0)
-    compiled, _ = _check_parity(model, shape, x[:48], SMALL)
+    compiled, _ = check_parity(model, shape, x[:48], SMALL)
     _check_structure(compiled)
     if arch != "dense_groups":  # (that one still fits one core per layer)
         assert compiled.program.num_cores >= 2 * len(compiled.layers)
@@ -314,9 +199,9 @@ def _tiny_model() -> tuple[nn.Sequential, tuple[int, ...], torch.Tensor]:
     ]
     shape = (1, 2, 4)
     g = torch.Generator().manual_seed(11)
-    model = _build(layers, shape)
-    _randomise(model, g, _images(shape, 1, 64, g))
-    return model, shape, _images(shape, 1, 6, g)
+    model = build(layers, shape)
+    randomise(model, g, images(shape, 1, 64, g))
+    return model, shape, images(shape, 1, 6, g)
 
 
 @pytest.mark.parametrize("spec", [TRUENORTH, TINY], ids=["truenorth", "tiny"])
@@ -324,7 +209,7 @@ def test_reference_simulator_equals_fast_simulator_on_a_compiled_program(spec: C
     model, shape, x = _tiny_model()
     if spec is TRUENORTH:  # the reference loops over every axon of every neuron: few frames
         x = x[:3]
-    compiled, fast = _check_parity(model, shape, x, spec)
+    compiled, fast = check_parity(model, shape, x, spec)
     _check_structure(compiled)
     program = compiled.program
     if spec is TINY:  # 20 outputs on 2 cores, so 4 copies of every hidden neuron
@@ -513,7 +398,7 @@ def test_unread_neuron_gets_one_unused_copy() -> None:
     model, shape, x = _model("dense_groups", 0)
     with torch.no_grad():
         model.fc1.weight[:, 0] = 0.0  # nobody reads fc0's neuron 0
-    compiled, _ = _check_parity(model, shape, x)
+    compiled, _ = check_parity(model, shape, x)
     _check_structure(compiled)
     assert int(compiled.placement[0].copies[0]) == 1
     g, s = (int(v) for v in compiled.slot_of[0][0])
@@ -540,13 +425,13 @@ def test_save_load_gives_the_same_simulation(tmp_path: Path) -> None:
 
 
 def _compile(layers: list[dict], shape: tuple[int, ...]) -> CompiledNetwork:
-    model = _build(layers, shape).eval()
+    model = build(layers, shape).eval()
     return compile_network(fold(model), shape, binary_inputs=True)
 
 
 def test_fan_in_over_128_names_the_layer_the_limit_and_the_groups_that_fit() -> None:
     shape = (1, 10, 10)  # thermometer 2 -> 200 inputs
-    model = _build([
+    model = build([
         {"type": "thermometer", "levels": 2},
         {"type": "flatten"},
         {"type": "ternary_linear", "out_features": 10},
@@ -561,7 +446,7 @@ def test_fan_in_over_128_names_the_layer_the_limit_and_the_groups_that_fit() -> 
     assert "200 distinct inputs" in msg and "128" in msg
     assert "groups=2 is the smallest group count that fits" in msg
     # the hint is right: with groups=2 the same layer compiles
-    model = _build([
+    model = build([
         {"type": "thermometer", "levels": 2},
         {"type": "flatten"},
         {"type": "ternary_linear", "out_features": 10, "groups": 2},
@@ -576,7 +461,7 @@ def test_dense_fan_in_hint_without_a_fitting_group_count_does_not_mention_a_kern
     """200 inputs, 7 outputs: no group count divides both, and a dense layer has no kernel to
     shrink; the hint must say what to change instead (e.g. out_features or the input width)."""
     shape = (1, 10, 10)
-    model = _build([
+    model = build([
         {"type": "thermometer", "levels": 2},
         {"type": "flatten"},
         {"type": "ternary_linear", "out_features": 7},
@@ -592,7 +477,7 @@ def test_dense_fan_in_hint_without_a_fitting_group_count_does_not_mention_a_kern
 def test_conv_fan_in_hint_counts_the_kernel() -> None:
     # 16 channels × 3 × 3 = 144 > 128 inputs per neuron; groups=2 gives 72
     shape = (16, 4, 4)
-    model = _build([
+    model = build([
         {"type": "ternary_conv2d", "out_channels": 4, "kernel_size": 3, "padding": 1},
         {"type": "whetstone"},
     ], shape).eval()
@@ -635,7 +520,7 @@ def test_unmappable_layers_raise_naming_the_layer(layers: list[dict], match: str
 
 @pytest.mark.parametrize("weight", [2.0, 0.5, -3.0])
 def test_non_trinary_weights_are_refused(weight: float) -> None:
-    model = _build([{"type": "flatten"}, {"type": "linear", "out_features": 2, "bias": False},
+    model = build([{"type": "flatten"}, {"type": "linear", "out_features": 2, "bias": False},
                     {"type": "whetstone"}], (1, 2, 2)).eval()
     with torch.no_grad():
         model.fc0.weight.fill_(1.0)
@@ -649,7 +534,7 @@ def test_without_input_coding_compiling_needs_binary_inputs_asserted() -> None:
     """A first layer fed with raw inputs is refused unless the caller asserts they are 0/1;
     then the host sends them as they are and hardware equals model on binary inputs."""
     shape = (1, 1, 2)
-    model = _build([
+    model = build([
         {"type": "flatten"},
         {"type": "ternary_linear", "out_features": 2},
         {"type": "whetstone"},
@@ -671,6 +556,6 @@ def _check_parity_no_encode(model: nn.Sequential, compiled: CompiledNetwork,
     host = HostSide.of(compiled.program)
     res = simulate(compiled.program, host.encode(x), compiled.latency_ticks)
     hw = res.outputs[:, -1].bool() ^ compiled.output_complement
-    ref, spikes = _model_spikes(model, x)
+    ref, spikes = model_spikes(model, x)
     assert torch.equal(hw, spikes[-1].bool())
     assert torch.equal(host.decode(res.outputs[:, -1]), ref.argmax(1))

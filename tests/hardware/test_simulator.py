@@ -29,8 +29,8 @@ from neurocore.hardware.simulator import (
     simulate,
 )
 
-FIELDS = ("outputs", "spike_count", "core_spikes", "synaptic_events", "spikes", "membrane",
-          "weighted_spikes")
+FIELDS = ("outputs", "tick_spikes", "tick_events", "tick_weighted", "spikes", "membrane",
+          "spike_count", "core_spikes", "synaptic_events", "weighted_spikes")
 GOLD = CoreSpec(axons=4, neurons=4, max_delay=4, name="gold")  # 20-bit membrane, ±255
 
 
@@ -340,6 +340,7 @@ def test_fast_equals_reference_on_random_programs(
     assert fast.membrane is not None and fast.membrane.shape == (batch, ticks, cores, neurons)
     assert fast.spikes is not None and fast.spike_count.tolist() == fast.spikes.sum((1, 2, 3)).tolist()
     assert torch.equal(fast.core_spikes, fast.spikes.sum((1, 3)))
+    assert torch.equal(fast.tick_spikes, fast.spikes.sum(3))
     assert fast.weighted_spikes is not None and torch.equal(
         fast.weighted_spikes, (fast.spikes.sum(1).to(torch.float64) * weights).sum((1, 2)))
     event("spiked" if int(fast.spike_count.sum()) else "silent")
@@ -353,7 +354,7 @@ def test_fast_equals_reference_on_random_programs(
     for engine in ("dense", "event"):  # the one-call API, unrecorded
         plain = simulate(p, x, ticks, engine=engine)
         assert plain.spikes is None and plain.membrane is None
-        for f in FIELDS[:4]:
+        for f in ("outputs", "tick_spikes", "tick_events"):
             assert torch.equal(getattr(plain, f), getattr(ref, f)), (engine, f)
 
 

@@ -1,36 +1,70 @@
-"""Compile a folded binary network onto neurosynaptic cores (strategy ``duplicate-axons``).
+"""Compile a folded binary network onto neurosynaptic cores: strategies ``duplicate-axons`` and
+``shared-types``.
 
-The first mapping strategy follows Esser et al. 2016 (Eedn):
+Common to both (after Esser et al. 2016, Eedn):
 
 * every logical neuron computes ``n = [Σ_i w_i x_i ≥ T]`` with trinary ``w_i ∈ {−1, 0, +1}``
   over binary inputs ``x_i`` (batch norm already folded into the integer threshold T);
-* every input line of a core reaches two axons, type 0 (strength +1) and type 1 (strength −1),
-  so a core takes ``axons / 2`` = 128 distinct inputs and holds up to ``neurons`` = 256 neurons;
-* neurons are memoryless: α = 1, λ = T − 1 ≥ 0, β = 0, absolute reset to 0 and negative reset
-  to 0, so V is 0 after every tick (one frame may enter per tick);
+* a core's effective weights are ``W = B ∘ S(G)`` (:mod:`~neurocore.hardware.program`): one type
+  ``G_i`` per axon, shared by the core's neurons, and one strength table ``S_j`` per neuron;
+* neurons are memoryless: α = 1, λ = T − 1, β = 0, absolute reset to 0 and negative reset to 0,
+  so V is 0 after every tick (one frame may enter per tick);
 * layers are pipelined one tick apart (every delay is 1): the host's input spikes enter at tick 0,
   layer k fires at tick k, the output layer at tick L − 1;
-* a neuron has one destination, so a value read by m cores is computed by 2m duplicate neurons
-  (one per destination axon), all in the source neuron's core; the report counts them;
-* a neuron with T ≤ 0 would fire with no input at all; it is compiled as its complement
-  ``n' = 1 − n = [Σ −w_i x_i ≥ 1 − T]`` and its readers negate their weight on it and lower
-  their threshold by that weight; the host flips complemented output ports back.
+* a neuron has one destination, so a value is computed by one duplicate neuron per destination
+  axon, all in the source neuron's core; the report counts them.
+
+How a layer's input lines reach a core's axons, chosen per layer:
+
+* ``duplicate-axons``: every input line reaches two axons, type 0 (strength +1) and type 1
+  (strength −1), so a core takes ``axons / 2`` = 128 distinct inputs and a source neuron needs
+  2 duplicates per reader core;
+* ``shared-types`` (Appuswamy et al. 2016, ``docs/symmetric.md``): every input line reaches
+  ONE axon, whose type ``G_i`` colours the core's block ``W`` (input lines × logical neurons)
+  so that ``W = B ∘ S(G)`` with ``B = [W ≠ 0]``, at most ``axon_types`` types and every
+  ``S_j[t]`` — the one non-zero weight of neuron j on lines of type t — within the strength
+  range (:func:`~neurocore.hardware.colouring.colour_types`). A core then takes up to ``axons``
+  = 256 distinct inputs and a source neuron needs 1 duplicate per reader core.
+
+Strategy ``duplicate-axons`` maps every layer with duplicate axons. Strategy ``shared-types``
+maps a layer with shared types when every core's block colours — packed at up to ``axons``,
+else ``3/4 · axons``, else ``axons / 2`` distinct inputs per core — and otherwise with duplicate
+axons, saying why in the layer table (symmetric convolutions and OR-pooling always colour;
+dense layers of random ±1 weights rarely do).
+
+A neuron with T ≤ 0 fires with no input at all. Read by a duplicate-axons layer, or as an output,
+it is compiled as its complement ``n' = 1 − n = [Σ −w_i x_i ≥ 1 − T]``: its readers negate their
+weight on it and lower their threshold by that weight (the ±1 axon pair is indifferent to the
+sign), and the host flips complemented output ports back. Read by a shared-types layer, negating
+a line's weights would change the block's colouring, so it is compiled as it is, with leak
+λ = T − 1 < 0: it spikes at every tick whose input sum reaches T, ticks without input included.
+That is exact per frame — a memoryless layer k at tick k sees only its own frame's layer k − 1 —
+but such a neuron also spikes at the ticks between frames (in a one-frame simulation, the ticks
+before and after the frame reaches its layer).
 
 Packing is greedy in a spatially tiled neuron order (several tile sizes are tried per layer and
 the fewest cores kept), compiled from the last layer to the first so that each layer knows how
-many duplicates its neurons need.
+many duplicates its neurons need. A shared-types core first tries the types of the nearest
+symmetric layer of its convolution's kernel (exact for a symmetric kernel, whose types are one
+vector over the whole image; OR-pooling: all type 0), checked on the core's block; otherwise
+``colour_types`` colours the block (exact, with a deterministic time limit), cached by block
+content.
 """
 
 from __future__ import annotations
 
 import json
+import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from neurocore.errors import NeurocoreError
+from neurocore.hardware.colouring import ColouringError, colour_types
 from neurocore.hardware.corespec import (
     DEST_OUTPUT,
     DEST_UNUSED,
@@ -50,10 +84,35 @@ from neurocore.hardware.fold import (
     integer_thresholds,
 )
 from neurocore.hardware.program import Program
+from neurocore.hardware.symmetric import nearest_symmetric
+
+Strategy = Literal["duplicate-axons", "shared-types"]
+STRATEGIES: tuple[str, ...] = typing.get_args(Strategy)
+DUPLICATE: Strategy = "duplicate-axons"
+SHARED: Strategy = "shared-types"
+COLOUR_TIME_LIMIT = 2.0  # CP-SAT's deterministic seconds per distinct block (colour_types)
 
 
 class CompileError(NeurocoreError):
     """A network cannot be mapped onto the cores: the message names the layer and the limit."""
+
+
+class SharedTypesError(CompileError):
+    """A layer has no shared-types packing; ``reason`` (a ColouringError reason, ``"fan-in"`` or
+    ``"strengths"``), ``core`` and ``limit`` (inputs per core) describe the last attempt."""
+
+    def __init__(self, layer: str, reason: str, core: int | None, limit: int, detail: str
+                 ) -> None:
+        where = f"core {core} " if core is not None else ""
+        super().__init__(f"layer {layer}: no shared-types packing ({where}at {limit} inputs per "
+                         f"core: {detail})")
+        self.reason, self.core, self.limit = reason, core, limit
+
+    @property
+    def summary(self) -> str:
+        """Short form for the layer table: reason, core and input limit."""
+        where = f"core {self.core}, " if self.core is not None else ""
+        return f"{self.reason}, {where}{self.limit} inputs"
 
 
 @dataclass
@@ -71,6 +130,9 @@ class LogicalLayer:
     in_units: int  # input features or channels (for the "groups would fit" hint)
     kernel_area: int  # k·k for convolutions and pooling, 1 for dense layers
     groups: int  # blocks of channels that read disjoint inputs
+    # a type per input index to try first for shared types (a symmetric kernel's G; all 0 for
+    # OR-pooling), checked core by core; None: colour every core's block
+    line_types: np.ndarray | None = None
 
     @property
     def size(self) -> int:
@@ -84,6 +146,15 @@ class LayerPlacement:
     inputs: list[np.ndarray]  # sorted distinct input indices of each core
     copies: np.ndarray  # (N,) duplicates per neuron
     first_core: int = 0  # global index of the layer's first core
+    mapping: Strategy = DUPLICATE
+    types: list[np.ndarray] = field(default_factory=list)  # shared-types: G of each core's inputs
+    fallback: str = ""  # shared-types was tried and failed: why (SharedTypesError.summary)
+
+    @property
+    def axons_per_input(self) -> int:
+        """Axons an input line takes in each reader core (and duplicates a source needs per
+        reader core)."""
+        return 1 if self.mapping == SHARED else 2
 
 
 @dataclass
@@ -132,6 +203,23 @@ def _tiled_order(channels: int, ho: int, wo: int, tile: int, groups: int) -> np.
     return np.asarray(order, dtype=np.int64)
 
 
+def _symmetric_line_types(w: np.ndarray, shape: tuple[int, ...], groups: int, padding: int
+                          ) -> np.ndarray:
+    """(C·H·W,) int8: per input pixel the type ``σ^y(ρ^x(q_c))`` of the nearest symmetric layer
+    of each group's kernel (:func:`~neurocore.hardware.symmetric.nearest_symmetric`), in padded
+    coordinates. When the kernel is that layer, every block of the convolution factors with
+    these types (``docs/symmetric.md`` §4–5); otherwise they are only a first guess."""
+    c, h, wd = shape
+    og, cg = w.shape[0] // groups, c // groups
+    types = np.zeros((c, h, wd), dtype=np.int8)
+    for gi in range(groups):
+        kernel = torch.from_numpy(w[gi * og:(gi + 1) * og]).to(torch.float64)  # (Og, Cg, k, k)
+        layer = nearest_symmetric(kernel).layer
+        grid = layer.line_types(h + 2 * padding, wd + 2 * padding).view(cg, h + 2 * padding, -1)
+        types[gi * cg:(gi + 1) * cg] = grid[:, padding:padding + h, padding:padding + wd].numpy()
+    return types.reshape(-1)
+
+
 def _integer_weights(layer: BinaryLayer) -> np.ndarray:
     w = layer.weight.detach().to(torch.float64)
     if layer.bias is not None:
@@ -160,9 +248,11 @@ def _smallest_groups(layer: LogicalLayer, limit: int) -> str:
     return "no group count fits: use a smaller kernel"
 
 
-def logical_layers(net: BinaryNetwork, input_shape: tuple[int, ...]
+def logical_layers(net: BinaryNetwork, input_shape: tuple[int, ...], *,
+                   line_types: bool = False,
                    ) -> tuple[list[LogicalLayer], int | None, tuple[int, ...], torch.Tensor | None]:
-    """The network as threshold-neuron layers over flat indices; (layers, levels, in shape, key)."""
+    """The network as threshold-neuron layers over flat indices; (layers, levels, in shape, key).
+    With ``line_types``, conv and pooling layers carry candidate axon types (LogicalLayer)."""
     shape = tuple(input_shape)
     levels: int | None = None
     key: torch.Tensor | None = None
@@ -194,6 +284,7 @@ def logical_layers(net: BinaryNetwork, input_shape: tuple[int, ...]
                 stage.name, "or_pool", (c, ho, wo), rows.reshape(-1), cols.reshape(-1),
                 np.ones(rows.size, dtype=np.int64), np.ones(n, dtype=np.int64),
                 np.zeros(n, dtype=bool), c, k2, c,
+                np.zeros(c * h * wd, dtype=np.int8) if line_types else None,
             ))
             shape = (c, ho, wo)
         elif isinstance(stage, BinaryLayer):
@@ -207,6 +298,7 @@ def logical_layers(net: BinaryNetwork, input_shape: tuple[int, ...]
                 per_neuron = np.arange(channels)
                 out_shape: tuple[int, ...] = (channels,)
                 in_units, k2, groups = shape[0], 1, 1
+                candidate = None
             else:
                 if len(shape) != 3:
                     raise CompileError(f"layer {stage.name}: a conv layer needs a (C, H, W) input")
@@ -233,6 +325,8 @@ def logical_layers(net: BinaryNetwork, input_shape: tuple[int, ...]
                 per_neuron = np.repeat(np.arange(channels), pos)
                 out_shape = (channels, ho, wo)
                 in_units, k2, groups = c_in, k * k, g
+                candidate = _symmetric_line_types(w, shape, g, stage.padding) \
+                    if line_types and w.any() else None
             fan_bound = int(np.abs(w).reshape(channels, -1).sum(1).max()) if w.size else 0
             t, flip = integer_thresholds(stage.chain, channels, bound=max(fan_bound, 1))
             t_n = t.numpy()[per_neuron].astype(np.int64)
@@ -242,6 +336,7 @@ def logical_layers(net: BinaryNetwork, input_shape: tuple[int, ...]
             layers.append(LogicalLayer(
                 stage.name, stage.kind, out_shape, rows.astype(np.int64), cols.astype(np.int64),
                 vals.astype(np.int64), t_n, np.zeros(len(t_n), dtype=bool), in_units, k2, groups,
+                candidate,
             ))
             shape = out_shape
     if not layers:
@@ -249,22 +344,29 @@ def logical_layers(net: BinaryNetwork, input_shape: tuple[int, ...]
     return layers, levels, tuple(input_shape), key
 
 
-def normalise(layers: list[LogicalLayer], num_inputs: int) -> None:
-    """Rewrite weights and thresholds for complemented inputs; complement neurons with T ≤ 0."""
+def normalise(layers: list[LogicalLayer], num_inputs: int,
+              complement: Sequence[bool] | None = None) -> None:
+    """Rewrite weights and thresholds for complemented inputs; complement neurons with T ≤ 0
+    in the layers where ``complement`` allows it (default: all), else keep them as they are
+    (λ = T − 1 < 0: they fire with no input)."""
+    allowed = [True] * len(layers) if complement is None else list(complement)
     comp_in = np.zeros(num_inputs, dtype=bool)
-    for layer in layers:
+    for layer, may_complement in zip(layers, allowed, strict=True):
         n = layer.size
         flipped = comp_in[layer.cols]
         # Σ w x = Σ_plain w x + Σ_comp w (1 − x')  →  weight −w on x', threshold T − Σ_comp w
         shift = np.bincount(layer.rows[flipped], weights=layer.vals[flipped], minlength=n)
         vals = np.where(flipped, -layer.vals, layer.vals)
         t = layer.threshold - shift.astype(np.int64)
-        comp = t <= 0
+        comp = (t <= 0) & may_complement
         vals = np.where(comp[layer.rows], -vals, vals)
         t = np.where(comp, 1 - t, t)
-        # never-firing neurons: clamp T to (Σ positive weights) + 1 so the leak stays small
-        pos_sum = np.bincount(layer.rows, weights=(vals > 0).astype(np.int64), minlength=n)
+        # never-firing neurons: clamp T to (Σ positive weights) + 1 so the leak stays small;
+        # always-firing plain ones: clamp T to −(Σ |negative weights|), likewise
+        pos_sum = np.bincount(layer.rows, weights=np.maximum(vals, 0), minlength=n)
+        neg_sum = np.bincount(layer.rows, weights=np.maximum(-vals, 0), minlength=n)
         t = np.minimum(t, pos_sum.astype(np.int64) + 1)
+        t = np.maximum(t, -neg_sum.astype(np.int64))
         layer.vals, layer.threshold, layer.complement = vals, t, comp
         comp_in = comp
 
@@ -272,11 +374,35 @@ def normalise(layers: list[LogicalLayer], num_inputs: int) -> None:
 # ---- packing --------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, eq=False)
+class _Synapses:
+    """A layer's synapses sorted by neuron: those of neuron j are ``bounds[j]:bounds[j + 1]``."""
+
+    cols: np.ndarray  # (E,) input index
+    vals: np.ndarray  # (E,) weight
+    bounds: np.ndarray  # (N + 1,)
+
+    @classmethod
+    def of(cls, layer: LogicalLayer) -> _Synapses:
+        order = np.argsort(layer.rows, kind="stable")
+        bounds = np.searchsorted(layer.rows[order], np.arange(layer.size + 1))
+        return cls(layer.cols[order], layer.vals[order], bounds)
+
+    def inputs(self, j: int) -> np.ndarray:
+        return np.unique(self.cols[self.bounds[j]:self.bounds[j + 1]])
+
+    def block(self, core: list[int], lines: np.ndarray) -> np.ndarray:
+        """The core's weights W (lines × neurons of ``core``), int64; ``lines`` sorted."""
+        w = np.zeros((len(lines), len(core)), dtype=np.int64)
+        for k, j in enumerate(core):
+            a, b = int(self.bounds[j]), int(self.bounds[j + 1])
+            w[np.searchsorted(lines, self.cols[a:b]), k] = self.vals[a:b]
+        return w
+
+
 def _inputs_per_neuron(layer: LogicalLayer) -> list[np.ndarray]:
-    order = np.argsort(layer.rows, kind="stable")
-    rows, cols = layer.rows[order], layer.cols[order]
-    bounds = np.searchsorted(rows, np.arange(layer.size + 1))
-    return [np.unique(cols[bounds[j]:bounds[j + 1]]) for j in range(layer.size)]
+    syn = _Synapses.of(layer)
+    return [syn.inputs(j) for j in range(layer.size)]
 
 
 def _greedy(order: np.ndarray, inputs: list[np.ndarray], copies: np.ndarray, max_inputs: int,
@@ -299,7 +425,23 @@ def _greedy(order: np.ndarray, inputs: list[np.ndarray], copies: np.ndarray, max
     return cores
 
 
+def _pack(layer: LogicalLayer, inputs: list[np.ndarray], copies: np.ndarray, max_inputs: int,
+          max_neurons: int) -> tuple[list[list[int]], list[np.ndarray]]:
+    """Fewest cores over the tiled neuron orders: (neurons of each core, inputs of each core)."""
+    if layer.kind == "linear":
+        candidates = [np.arange(layer.size)]
+    else:
+        c, ho, wo = layer.shape
+        candidates = [_tiled_order(c, ho, wo, t, layer.groups)
+                      for t in (1, 2, 3, 4, 6, 8) if t == 1 or t <= max(ho, wo)]
+    best = min((_greedy(o, inputs, copies, max_inputs, max_neurons) for o in candidates), key=len)
+    core_inputs = [np.unique(np.concatenate([inputs[j] for j in core])) if core else
+                   np.zeros(0, np.int64) for core in best]
+    return best, core_inputs
+
+
 def pack_layer(layer: LogicalLayer, copies: np.ndarray, spec: CoreSpec) -> LayerPlacement:
+    """Duplicate-axons packing: ≤ ``axons / 2`` distinct inputs and ≤ ``neurons`` copies a core."""
     max_inputs, max_neurons = spec.axons // 2, spec.neurons
     inputs = _inputs_per_neuron(layer)
     widest = max((len(x) for x in inputs), default=0)
@@ -310,21 +452,103 @@ def pack_layer(layer: LogicalLayer, copies: np.ndarray, spec: CoreSpec) -> Layer
             f"{max_inputs} ({spec.axons} axons, two per input in the duplicate-axons mapping); "
             f"{hint}"
         )
-    if int(copies.max(initial=0)) > max_neurons:
+    _check_copies(layer, copies, spec)
+    cores, core_inputs = _pack(layer, inputs, copies, max_inputs, max_neurons)
+    return LayerPlacement(layer.name, cores, core_inputs, copies)
+
+
+def _check_copies(layer: LogicalLayer, copies: np.ndarray, spec: CoreSpec) -> None:
+    if int(copies.max(initial=0)) > spec.neurons:
         raise CompileError(
-            f"layer {layer.name}: a neuron is read by {int(copies.max()) // 2} cores and needs "
-            f"{int(copies.max())} duplicates, a core holds {max_neurons} neurons"
+            f"layer {layer.name}: a neuron needs {int(copies.max())} duplicates (one per "
+            f"destination axon), a core holds {spec.neurons} neurons"
         )
-    if layer.kind == "linear":
-        candidates = [np.arange(layer.size)]
-    else:
-        c, ho, wo = layer.shape
-        candidates = [_tiled_order(c, ho, wo, t, layer.groups)
-                      for t in (1, 2, 3, 4, 6, 8) if t == 1 or t <= max(ho, wo)]
-    best = min((_greedy(o, inputs, copies, max_inputs, max_neurons) for o in candidates), key=len)
-    core_inputs = [np.unique(np.concatenate([inputs[j] for j in core])) if core else
-                   np.zeros(0, np.int64) for core in best]
-    return LayerPlacement(layer.name, best, core_inputs, copies)
+
+
+class BlockColourer:
+    """Type colourings of blocks (:func:`~neurocore.hardware.colouring.colour_types`, exact
+    with a deterministic time limit), cached by block content and number of types; failures
+    are cached too."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[int, tuple[int, ...], bytes], np.ndarray | ColouringError] = {}
+
+    def types(self, block: np.ndarray, num_types: int, name: str) -> np.ndarray:
+        """G (lines,) int8 with ``block == B ∘ S(G)`` using ≤ ``num_types`` types; raises
+        :class:`~neurocore.hardware.colouring.ColouringError` naming ``name``."""
+        key = (num_types, block.shape, block.tobytes())
+        if key not in self._cache:
+            try:
+                c = colour_types(torch.from_numpy(block), num_types, exact=True,
+                                 time_limit=COLOUR_TIME_LIMIT, name=name)
+                self._cache[key] = c.types.numpy().copy()
+            except ColouringError as e:
+                self._cache[key] = e
+        got = self._cache[key]
+        if isinstance(got, ColouringError):
+            raise ColouringError(name, got.reason, str(got)[len(got.block) + 2:], got.clique)
+        return got
+
+
+def _strengths_of(block: np.ndarray, types: np.ndarray, num_types: int) -> np.ndarray | None:
+    """S (neurons, T) with ``block == B ∘ S(G)`` for G = ``types``, S[j, t] the weight of neuron
+    j on its lines of type t (0 if none); None if G does not factor the block."""
+    g = types.astype(np.int64)
+    if g.size and (int(g.min()) < 0 or int(g.max()) >= num_types):
+        return None
+    s = np.zeros((block.shape[1], num_types), dtype=np.int64)
+    r, c = np.nonzero(block)
+    s[c, g[r]] = block[r, c]
+    return s if np.array_equal(s.T[g] * (block != 0), block) else None
+
+
+def _strength_range_ok(block: np.ndarray, spec: CoreSpec) -> bool:
+    m = np.abs(block)
+    return bool((m <= min(-spec.strength_min, spec.strength_max)).all()) if m.size else True
+
+
+def pack_shared(layer: LogicalLayer, copies: np.ndarray, spec: CoreSpec,
+                colourer: BlockColourer) -> LayerPlacement:
+    """Shared-types packing: one axon per distinct input, every core's block type-coloured.
+
+    Input limits ``axons``, ``3/4 · axons``, ``axons / 2`` are tried in turn (a smaller tile has
+    fewer lines to colour); raises :class:`SharedTypesError` (the last attempt) if none colours.
+    """
+    syn = _Synapses.of(layer)
+    inputs = [syn.inputs(j) for j in range(layer.size)]
+    widest = max((len(x) for x in inputs), default=0)
+    if widest > spec.axons:
+        raise SharedTypesError(layer.name, "fan-in", None, spec.axons,
+                               f"a neuron reads {widest} distinct inputs")
+    _check_copies(layer, copies, spec)
+    limits = sorted({spec.axons, 3 * spec.axons // 4, spec.axons // 2} - {0}, reverse=True)
+    failure: SharedTypesError | None = None
+    for limit in [n for n in limits if n >= widest]:
+        cores, core_inputs = _pack(layer, inputs, copies, limit, spec.neurons)
+        types: list[np.ndarray] = []
+        for k, (core, lines) in enumerate(zip(cores, core_inputs, strict=True)):
+            block = syn.block(core, lines)
+            if not _strength_range_ok(block, spec):
+                raise SharedTypesError(
+                    layer.name, "strengths", k, limit,
+                    f"a weight of magnitude {int(np.abs(block).max())} is outside the strength "
+                    f"range [{spec.strength_min}, {spec.strength_max}] for either sign")
+            if layer.line_types is not None and _strengths_of(
+                    block, layer.line_types[lines], spec.axon_types) is not None:
+                types.append(layer.line_types[lines])
+                continue
+            try:
+                types.append(colourer.types(block, spec.axon_types,
+                                            f"layer {layer.name} core {k}"))
+            except ColouringError as e:
+                failure = SharedTypesError(layer.name, e.reason, k, limit,
+                                           str(e)[len(e.block) + 2:])
+                break
+        else:
+            return LayerPlacement(layer.name, cores, core_inputs, copies, mapping=SHARED,
+                                  types=types)
+    assert failure is not None
+    raise failure
 
 
 def _readers(placement: LayerPlacement, size: int) -> list[list[int]]:
@@ -337,18 +561,26 @@ def _readers(placement: LayerPlacement, size: int) -> list[list[int]]:
 
 
 def _axon_maps(placement: LayerPlacement) -> list[dict[int, int]]:
-    """Per core: input index -> its +1 axon (the −1 axon is the next one)."""
-    return [{int(i): 2 * k for k, i in enumerate(ins.tolist())} for ins in placement.inputs]
+    """Per core: input index -> its first axon (duplicate axons: the −1 axon is the next one)."""
+    step = placement.axons_per_input
+    return [{int(i): step * k for k, i in enumerate(ins.tolist())} for ins in placement.inputs]
 
 
 # ---- program --------------------------------------------------------------------------------
 
 
 def compile_network(net: BinaryNetwork, input_shape: tuple[int, ...],
-                    spec: CoreSpec = TRUENORTH, *, binary_inputs: bool = False) -> CompiledNetwork:
-    """Map ``net`` onto cores. Without an input-coding stage (thermometer) the host can only send
-    the inputs as they are: pass ``binary_inputs=True`` to assert they are already 0/1."""
-    layers, levels, in_shape, key = logical_layers(net, input_shape)
+                    spec: CoreSpec = TRUENORTH, *, binary_inputs: bool = False,
+                    strategy: Strategy = DUPLICATE) -> CompiledNetwork:
+    """Map ``net`` onto cores with ``strategy`` (module docstring). Without an input-coding stage
+    (thermometer) the host can only send the inputs as they are: pass ``binary_inputs=True`` to
+    assert they are already 0/1."""
+    if strategy not in STRATEGIES:
+        raise CompileError(
+            f"unknown compiler strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}"
+        )
+    layers, levels, in_shape, key = logical_layers(net, input_shape,
+                                                   line_types=strategy == SHARED)
     if levels is None and not binary_inputs:
         raise CompileError(
             f"layer {layers[0].name}: the first layer reads the raw inputs, but the chip receives "
@@ -356,23 +588,43 @@ def compile_network(net: BinaryNetwork, input_shape: tuple[int, ...],
             "binary_inputs=True if the data are already 0/1"
         )
     num_inputs = int(np.prod(in_shape)) * (levels or 1)
-    normalise(layers, num_inputs)
 
     # last layer first: each layer's packing tells the one below how many copies it needs.
     # readers[l][i]: the cores of layer l (local indices) that read input i of layer l.
-    packed: list[LayerPlacement] = []
+    # Shared-types blocks are coloured before normalise: its inputs stay plain (below), and
+    # negating a neuron's column keeps a colouring.
+    colourer = BlockColourer()
+    placements: list[LayerPlacement] = []
     readers: list[list[list[int]]] = []
     for li in range(len(layers) - 1, -1, -1):
         layer = layers[li]
         if not readers:
             copies = np.ones(layer.size, dtype=np.int64)
         else:
-            copies = np.array([max(1, 2 * len(c)) for c in readers[0]], dtype=np.int64)
-        placement = pack_layer(layer, copies, spec)
-        packed.insert(0, placement)
+            per = placements[0].axons_per_input
+            copies = np.array([max(1, per * len(c)) for c in readers[0]], dtype=np.int64)
+        placement, failure = None, None
+        if strategy == SHARED:
+            try:
+                placement = pack_shared(layer, copies, spec, colourer)
+            except SharedTypesError as e:
+                failure = e
+        if placement is None:
+            try:
+                placement = pack_layer(layer, copies, spec)
+            except CompileError as e:
+                if failure is None:
+                    raise
+                raise CompileError(f"{e}; and {str(failure)[len(f'layer {layer.name}: '):]}"
+                                   ) from None
+            placement.fallback = failure.summary if failure is not None else ""
+        placements.insert(0, placement)
         readers.insert(0, _readers(placement, num_inputs if li == 0 else layers[li - 1].size))
-    placements = packed
     input_readers = readers[0]
+    # a layer read by a shared-types layer keeps its T ≤ 0 neurons plain (module docstring)
+    normalise(layers, num_inputs,
+              [li + 1 == len(layers) or placements[li + 1].mapping == DUPLICATE
+               for li in range(len(layers))])
 
     offset = 0
     for p in placements:
@@ -395,10 +647,9 @@ def compile_network(net: BinaryNetwork, input_shape: tuple[int, ...],
     # where each layer's inputs sit: (global core, axon) of input index i in reader core q
     slot_of: list[np.ndarray] = []
     for li, (layer, p) in enumerate(zip(layers, placements, strict=True)):
+        shared = p.mapping == SHARED
         axon_of = _axon_maps(p)
-        order = np.argsort(layer.rows, kind="stable")
-        rows, cols, vals = layer.rows[order], layer.cols[order], layer.vals[order]
-        bounds = np.searchsorted(rows, np.arange(layer.size + 1))
+        syn = _Synapses.of(layer)
         first = np.full((layer.size, 2), -1, dtype=np.int64)
         # readers of this layer's outputs, to aim each duplicate at its axon
         nxt = placements[li + 1] if li + 1 < len(layers) else None
@@ -406,44 +657,56 @@ def compile_network(net: BinaryNetwork, input_shape: tuple[int, ...],
         out_readers = readers[li + 1] if nxt is not None else []
         for ci, core in enumerate(p.cores):
             g = p.first_core + ci
-            for a in axon_of[ci].values():
-                axon_types[g, a] = 0  # +1 axon of the input
-                axon_types[g, a + 1] = 1  # −1 axon of the input
+            table = np.zeros((0, spec.axon_types), dtype=np.int64)
+            if shared:
+                types = p.types[ci]
+                axon_types[g, :len(types)] = types
+                factors = _strengths_of(syn.block(core, p.inputs[ci]), types, spec.axon_types)
+                if factors is None:  # normalise only negated whole columns: a bug
+                    raise AssertionError(f"layer {layer.name} core {ci}: W ≠ B ∘ S(G)")
+                table = factors
+            else:
+                for a in axon_of[ci].values():
+                    axon_types[g, a] = 0  # +1 axon of the input
+                    axon_types[g, a + 1] = 1  # −1 axon of the input
             slot = 0
-            for j in core:
+            for k, j in enumerate(core):
                 targets: list[tuple[int, int]]
                 if nxt is None:
                     targets = [(DEST_OUTPUT, j)]
                 else:
                     targets = [(nxt.first_core + q, next_axon[q][j] + d)
-                               for q in out_readers[j] for d in (0, 1)]
+                               for q in out_readers[j] for d in range(nxt.axons_per_input)]
                     if not targets:
                         targets = [(DEST_UNUSED, 0)]
-                syn_cols = cols[bounds[j]:bounds[j + 1]]
-                syn_vals = vals[bounds[j]:bounds[j + 1]]
-                axons = np.array([axon_of[ci][int(c)] for c in syn_cols.tolist()], dtype=np.int64)
-                axons = axons + (syn_vals < 0)
+                a, b = int(syn.bounds[j]), int(syn.bounds[j + 1])
+                axons = np.array([axon_of[ci][int(c)] for c in syn.cols[a:b].tolist()],
+                                 dtype=np.int64)
+                if not shared:
+                    axons = axons + (syn.vals[a:b] < 0)
                 first[j] = (g, slot)
                 for dc, da in targets:
                     crossbar[g, axons, slot] = True
+                    if shared:
+                        strengths[g, slot] = table[k]
                     leak[g, slot] = int(layer.threshold[j]) - 1
                     dest_core[g, slot] = dc
                     dest_axon[g, slot] = da
                     slot += 1
         slot_of.append(first)
-    # host input map: every input line to both axons of every reader core
+    # host input map: every input line to its axon(s) in every reader core
     lines, cores_, axons_ = [], [], []
     p0 = placements[0]
     axon0 = _axon_maps(p0)
     for i, reader_cores in enumerate(input_readers):
         for q in reader_cores:
-            for d in (0, 1):
+            for d in range(p0.axons_per_input):
                 lines.append(i)
                 cores_.append(p0.first_core + q)
                 axons_.append(axon0[q][i] + d)
     out_comp = torch.from_numpy(layers[-1].complement.copy())
     meta = {
-        "strategy": "duplicate-axons",
+        "strategy": strategy,
         "input_shape": json.dumps(list(in_shape)),
         "input_levels": json.dumps(levels),
         "latency_ticks": str(len(layers)),
@@ -465,18 +728,23 @@ def compile_network(net: BinaryNetwork, input_shape: tuple[int, ...],
 def layer_table(
     layers: list[LogicalLayer], placements: list[LayerPlacement]
 ) -> list[dict[str, object]]:
+    """One row per layer: its mapping (with the fallback reason), cores, axons and neurons."""
     rows = []
     for tick, (layer, p) in enumerate(zip(layers, placements, strict=True)):
         fan_in = np.bincount(layer.rows, minlength=layer.size)
+        mapping = f"{p.mapping} (fallback: {p.fallback})" if p.fallback else p.mapping
         rows.append({
             "layer": layer.name,
             "kind": layer.kind,
+            "mapping": mapping,
             "tick": tick,
             "neurons": layer.size,
             "hardware_neurons": int(p.copies.sum()),
             "duplicates": int(p.copies.sum() - layer.size),
             "cores": len(p.cores),
+            "axons_used": p.axons_per_input * sum(len(ins) for ins in p.inputs),
             "max_fan_in": int(fan_in.max(initial=0)),
             "complemented": int(layer.complement.sum()),
+            "fire_at_rest": int(((layer.threshold <= 0) & ~layer.complement).sum()),
         })
     return rows

@@ -8,7 +8,11 @@ output layer fires at tick L − 1), ``output_complement`` (output ports that ca
 which hardware and model disagree.
 
 Frames are pipelined one per tick (every neuron is memoryless), so the throughput is one frame
-per tick — 1,000 frames/s at TrueNorth's 1 ms tick — and the latency is L ticks.
+per tick — 1,000 frames/s at TrueNorth's 1 ms tick — and the latency is L ticks. A frame's cost
+(spikes, synaptic events, hops) is what each layer's cores do at that layer's own tick: when
+frames are pipelined, a layer's cores work on other frames at the other ticks. This matters
+for neurons that fire with no input (``fire_at_rest`` in the layer table): simulated alone, a
+frame would also count their spikes at every other tick.
 """
 
 from __future__ import annotations
@@ -93,6 +97,21 @@ def hop_distances(program: Program) -> torch.Tensor:
     return torch.where(same_chip, within, across).to(torch.float64) * routed
 
 
+def own_ticks(program: Program, ticks: int) -> torch.Tensor:
+    """(ticks, C) int64 mask: 1 where core c works on the frame that entered at tick 0, i.e. at
+    its layer's tick (from the compiler's layer table in the metadata; without one, every
+    tick counts)."""
+    mask = torch.zeros((ticks, program.num_cores), dtype=torch.int64)
+    layers = json.loads(program.metadata.get("layers", "[]"))
+    if not layers:
+        return mask + 1
+    start = 0
+    for row in layers:
+        mask[int(row["tick"]), start:start + int(row["cores"])] = 1
+        start += int(row["cores"])
+    return mask
+
+
 @dataclass
 class HardwareRun:
     predictions: torch.Tensor  # (frames,)
@@ -109,6 +128,7 @@ def run_program(program: Program, split: Split, max_value: int, batch_size: int 
     host = HostSide.of(program)
     sim = make_simulator(program, engine)
     hops = hop_distances(program)
+    own = own_ticks(program, host.latency_ticks)  # (ticks, C)
     preds, spikes, events, hop_total = [], 0, 0, 0.0
     core_spikes = torch.zeros(program.num_cores, dtype=torch.int64)
     n = 0
@@ -124,11 +144,12 @@ def run_program(program: Program, split: Split, max_value: int, batch_size: int 
             )
         res = sim.run(host.encode(x), host.latency_ticks, spike_weights=hops)
         preds.append(host.decode(res.outputs[:, host.latency_ticks - 1]))
-        spikes += int(res.spike_count.sum())
-        events += int(res.synaptic_events.sum())
-        assert res.weighted_spikes is not None
-        hop_total += float(res.weighted_spikes.sum())
-        core_spikes += res.core_spikes.sum(0)
+        frame_spikes = (res.tick_spikes * own).sum(1)  # (B, C) at each layer's own tick
+        spikes += int(frame_spikes.sum())
+        events += int((res.tick_events * own).sum())
+        assert res.tick_weighted is not None
+        hop_total += float((res.tick_weighted * own).sum())
+        core_spikes += frame_spikes.sum(0)
         n += len(x)
     count = max(n, 1)
     return HardwareRun(torch.cat(preds) if preds else torch.zeros(0, dtype=torch.int64),

@@ -97,7 +97,7 @@ def _kernels() -> dict[str, Any]:
                 if slot[base + i]:
                     slot[base + i] = 0
                     active = True
-                    events[b, c] += fanout[c, i]
+                    events[b, t, c] += fanout[c, i]
                     for j in range(nn):
                         acc[b, c, j] += w[c, i, j]
             nspk[b, c] = 0
@@ -133,7 +133,7 @@ def _kernels() -> dict[str, Any]:
                     rec_v[b, t, c, j] = vj
                     rec_spk[b, t, c, j] = fired
             nspk[b, c] = n_fired
-            core_spikes[b, c] += n_fired
+            core_spikes[b, t, c] = n_fired
             unsettled[b, c] = unsettled_core
 
     @numba.njit(parallel=True, cache=True)
@@ -147,7 +147,7 @@ def _kernels() -> dict[str, Any]:
             for c in range(nc):
                 for k in range(nspk[b, c]):
                     j = spk[b, c, k]
-                    weighted[b] += spike_weight[c, j]
+                    weighted[b, t, c] += spike_weight[c, j]
                     d = dest_core[c, j]
                     if d >= 0:
                         pending[b, (t + delay[c, j]) % slots, d * na + dest_axon[c, j]] = 1
@@ -223,11 +223,10 @@ class EventSimulator:
         if spike_weights is not None:
             weight = np.ascontiguousarray(spike_weights.reshape(c, n).to(torch.float64).numpy())
         outputs = np.zeros((batch, ticks, p), np.int32)
-        spike_count = np.zeros(batch, np.int64)
-        core_spikes = np.zeros((batch, c), np.int64)
-        events = np.zeros((batch, c), np.int64)  # per core: cores run in parallel
+        core_spikes = np.zeros((batch, ticks, c), np.int64)  # per tick and core
+        events = np.zeros((batch, ticks, c), np.int64)
+        weighted = np.zeros((batch, ticks, c), np.float64)
         updates = np.zeros((batch, c), np.int64)
-        weighted = np.zeros(batch, np.float64)
         rec_shape = (batch, ticks, c, n) if record else (batch, 0, 0, 0)
         rec_spk = np.zeros(rec_shape, np.bool_)
         rec_v = np.zeros(rec_shape, np.int32)
@@ -260,13 +259,11 @@ class EventSimulator:
                            weight, pending, outputs[lo:hi], weighted[lo:hi])
             self.calls += nb * ticks
         self.core_updates += int(updates.sum())
-        spike_count[:] = core_spikes.sum(1)
         return SimResult(
             outputs=torch.from_numpy(outputs),
-            spike_count=torch.from_numpy(spike_count),
-            core_spikes=torch.from_numpy(core_spikes),
-            synaptic_events=torch.from_numpy(events.sum(1)),
+            tick_spikes=torch.from_numpy(core_spikes),
+            tick_events=torch.from_numpy(events),
             spikes=torch.from_numpy(rec_spk) if record else None,
             membrane=torch.from_numpy(rec_v) if record else None,
-            weighted_spikes=torch.from_numpy(weighted) if spike_weights is not None else None,
+            tick_weighted=torch.from_numpy(weighted) if spike_weights is not None else None,
         )

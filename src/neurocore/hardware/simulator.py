@@ -26,8 +26,9 @@ delay + 1) slots, read back clamped to 1 (that is the OR), and into the output c
 Membranes and sums are held in float32: every number the fast path forms is an integer of
 magnitude below 2^24 (:func:`exact_bound`, from the spec), so float32 arithmetic on it is exact.
 Beyond that bound, or when float32 matmuls are allowed reduced precision (TF32, bf16), it uses
-float64, exact to 2^53, rather than int64, which CUDA matmuls lack. Synaptic events are counted
-in int64 at the end, as Σ_t A_ci(t) times each axon's fan-out.
+float64, exact to 2^53, rather than int64, which CUDA matmuls lack. A tick's synaptic events in
+a core are its active axons' fan-outs, Σ_i A_ci(t) · Σ_j B_cij (one (C, 1, A) × (C, A, B)
+matmul); spikes, events and weighted spikes are all kept per frame, tick and core.
 """
 
 from __future__ import annotations
@@ -54,15 +55,36 @@ class SimulationError(NeurocoreError):
 
 @dataclass(frozen=True, eq=False)
 class SimResult:
-    """What a simulation returns (both simulators, same dtypes)."""
+    """What a simulation returns (every engine, same dtypes). Counts are kept per frame, tick and
+    core, so a caller can attribute them (``deploy`` counts each layer at its own tick); the
+    totals are properties."""
 
     outputs: torch.Tensor  # (B, ticks, num_outputs) int32: spikes per output port per tick
-    spike_count: torch.Tensor  # (B,) int64: all spikes of all neurons, per frame
-    core_spikes: torch.Tensor  # (B, C) int64: spikes of each core's neurons, per frame
-    synaptic_events: torch.Tensor  # (B,) int64: Σ_t Σ_c Σ_i A_ci(t) · Σ_j B_cij, per frame
+    tick_spikes: torch.Tensor  # (B, ticks, C) int64: spikes of each core's neurons
+    tick_events: torch.Tensor  # (B, ticks, C) int64: Σ_i A_ci(t) · Σ_j B_cij, each core
     spikes: torch.Tensor | None  # (B, ticks, C, N) bool when recorded, else None
     membrane: torch.Tensor | None  # (B, ticks, C, N) int32, V after each tick, else None
-    weighted_spikes: torch.Tensor | None = None  # (B,) float64: Σ spikes · spike_weights
+    tick_weighted: torch.Tensor | None = None  # (B, ticks, C) float64: Σ spikes · spike_weights
+
+    @property
+    def spike_count(self) -> torch.Tensor:
+        """(B,) int64: all spikes of all neurons, per frame."""
+        return self.tick_spikes.sum((1, 2))
+
+    @property
+    def core_spikes(self) -> torch.Tensor:
+        """(B, C) int64: spikes of each core's neurons, per frame."""
+        return self.tick_spikes.sum(1)
+
+    @property
+    def synaptic_events(self) -> torch.Tensor:
+        """(B,) int64: Σ_t Σ_c Σ_i A_ci(t) · Σ_j B_cij, per frame."""
+        return self.tick_events.sum((1, 2))
+
+    @property
+    def weighted_spikes(self) -> torch.Tensor | None:
+        """(B,) float64: Σ spikes · spike_weights, per frame (None without weights)."""
+        return None if self.tick_weighted is None else self.tick_weighted.sum((1, 2))
 
 
 def exact_bound(spec: CoreSpec, num_cores: int, num_map_entries: int) -> int:
@@ -70,6 +92,7 @@ def exact_bound(spec: CoreSpec, num_cores: int, num_map_entries: int) -> int:
     return max(
         2**spec.membrane_bits + spec.axons * spec.strength_abs_max,  # |V + Σ − λ|, |V − α|
         num_cores * spec.neurons + num_map_entries,  # spikes on one axon or port in one tick
+        spec.axons * spec.neurons,  # synaptic events of one core in one tick
     )
 
 
@@ -131,7 +154,8 @@ class Simulator:
         # Synaptic matrix, transposed: (C, N, A); connections per axon for synaptic events.
         w = program.effective_weights().to(dev, torch.int64)  # (C, A, N)
         self.wt = w.transpose(1, 2).to(dt).contiguous()  # (C, N, A)
-        self.fanout = program.crossbar.to(dev, torch.int64).sum(2, keepdim=True)  # (C, A, 1)
+        fanout = program.crossbar.to(dev, torch.int64).sum(2)  # (C, A) connections per axon
+        self.fanout = fanout[:, None, :].to(dt)  # (C, 1, A)
 
         # Neuron parameters, (C, N, 1) to broadcast over the batch.
         mode = program.reset_mode.to(dev, torch.int64)
@@ -188,16 +212,19 @@ class Simulator:
         b, ticks_in = int(x.shape[0]), int(x.shape[1])
         p = self.program.num_outputs
         dev, dt = self.device, self.dtype
-        # per-axon and per-neuron tick counts stay exact in dt below 2^24 ticks (float32)
-        acc = dt if ticks < FLOAT32_EXACT else torch.float64
         ring = self.slots * c * a
         discard = ring + ticks * p
 
         v = torch.zeros((c, n, b), dtype=dt, device=dev)  # membranes (C, N, B)
         target = torch.zeros((discard + 1, b), dtype=dt, device=dev)  # spikes landing, per row
         outputs = target[ring:discard].view(ticks, p, b)  # (ticks, P, B)
-        active_ticks = torch.zeros((c, a, b), dtype=acc, device=dev)  # Σ_t A_ci(t)
-        spike_ticks = torch.zeros((c * n, b), dtype=acc, device=dev)  # spikes per neuron
+        tick_spikes = torch.zeros((ticks, c, b), dtype=dt, device=dev)  # per tick and core
+        tick_events = torch.zeros((ticks, c, b), dtype=dt, device=dev)
+        weight = None
+        if spike_weights is not None:
+            weight = spike_weights.to(dev, torch.float64).reshape(c, n, 1)
+        tick_weighted = torch.zeros((ticks, c, b) if weight is not None else (0,),
+                                    dtype=torch.float64, device=dev)
         spk_rec = torch.zeros((ticks, c, n, b) if record else (0,), dtype=torch.bool, device=dev)
         v_rec = torch.zeros((ticks, c, n, b) if record else (0,), dtype=dt, device=dev)
 
@@ -217,7 +244,7 @@ class Simulator:
             if has_inputs and t < ticks_in:
                 slot.scatter_add_(0, in_rows, xin[t])
             act = slot.clamp_(max=1.0).view(c, a, b)  # A(t): OR of arrivals and inputs
-            active_ticks.add_(act)
+            torch.bmm(self.fanout, act, out=tick_events[t].view(c, 1, b))
             v.baddbmm_(self.wt, act).sub_(self.leak)  # V + Σ_i A_i W_ij − λ, (C, N, B)
             slot.zero_()
             spk = v >= self.alpha  # (C, N, B)
@@ -225,7 +252,9 @@ class Simulator:
             v = torch.where(spk, torch.addcmul(self.off, v, self.keep), v)
             v = torch.where(neg, self.neg_value, v).clamp_(self.vmin, self.vmax)
             sf = spk.view(c * n, b).to(dt)  # (C·N, B)
-            spike_ticks.add_(sf)
+            tick_spikes[t] = sf.view(c, n, b).sum(1)
+            if weight is not None:
+                tick_weighted[t] = (spk * weight).sum(1)
             if self.any_target:
                 if self.any_output:  # output rows move on by P every tick
                     rows_t = torch.add(rows[phase], self.out_step, alpha=t)
@@ -237,20 +266,13 @@ class Simulator:
                 v_rec[t] = v
             self.calls += 1
 
-        events = active_ticks.to(torch.int64) * self.fanout  # (C, A, B)
-        per_neuron = spike_ticks.to(torch.int64)  # (C·N, B)
-        weighted = None
-        if spike_weights is not None:
-            w = spike_weights.to(dev, torch.float64).reshape(c * n, 1)
-            weighted = (per_neuron.to(torch.float64) * w).sum(0).cpu()
         return SimResult(
             outputs=outputs.permute(2, 0, 1).to(torch.int32).cpu(),
-            spike_count=per_neuron.sum(0).cpu(),
-            core_spikes=per_neuron.view(c, n, b).sum(1).t().cpu(),
-            synaptic_events=events.sum((0, 1)).cpu(),
+            tick_spikes=tick_spikes.permute(2, 0, 1).to(torch.int64).cpu(),
+            tick_events=tick_events.permute(2, 0, 1).to(torch.int64).cpu(),
             spikes=spk_rec.permute(3, 0, 1, 2).cpu() if record else None,
             membrane=v_rec.permute(3, 0, 1, 2).to(torch.int32).cpu() if record else None,
-            weighted_spikes=weighted,
+            tick_weighted=tick_weighted.permute(2, 0, 1).cpu() if weight is not None else None,
         )
 
 
@@ -309,11 +331,10 @@ def reference_simulate(
     ticks_in = int(inputs.shape[1])
 
     outputs = [[[0] * program.num_outputs for _ in range(ticks)] for _ in range(batch)]
-    spike_count = [0] * batch
-    core_spikes = [[0] * cores for _ in range(batch)]
     weight = spike_weights.tolist() if spike_weights is not None else None  # [c][j]
-    weighted = [0.0] * batch
-    synaptic_events = [0] * batch
+    tick_spikes = [[[0] * cores for _ in range(ticks)] for _ in range(batch)]
+    tick_events = [[[0] * cores for _ in range(ticks)] for _ in range(batch)]
+    tick_weighted = [[[0.0] * cores for _ in range(ticks)] for _ in range(batch)]
     spikes = [[[[False] * neurons for _ in range(cores)] for _ in range(ticks)] for _ in x]
     membrane = [[[[0] * neurons for _ in range(cores)] for _ in range(ticks)] for _ in x]
 
@@ -336,7 +357,7 @@ def reference_simulate(
                     for i in range(axons):
                         if active[c][i] and crossbar[c][i][j]:
                             total += strength[c][j][axon_type[c][i]]
-                            synaptic_events[b] += 1
+                            tick_events[b][t][c] += 1
                     vj = v[c][j] + total - leak[c][j]
                     # 3. spike and reset; 4. negative threshold
                     fired = vj >= alpha[c][j]
@@ -357,10 +378,9 @@ def reference_simulate(
                     # 6. route
                     if fired:
                         spikes[b][t][c][j] = True
-                        spike_count[b] += 1
-                        core_spikes[b][c] += 1
+                        tick_spikes[b][t][c] += 1
                         if weight is not None:
-                            weighted[b] += weight[c][j]
+                            tick_weighted[b][t][c] += weight[c][j]
                         if dest_core[c][j] >= 0:
                             key = (dest_core[c][j], dest_axon[c][j])
                             arriving.setdefault(t + delay[c][j], set()).add(key)
@@ -368,13 +388,14 @@ def reference_simulate(
                             outputs[b][t][dest_axon[c][j]] += 1
 
     shape = (batch, ticks, cores, neurons)
+    per_tick = (batch, ticks, cores)
     return SimResult(
         outputs=torch.tensor(outputs, dtype=torch.int32).reshape(batch, ticks,
                                                                   program.num_outputs),
-        spike_count=torch.tensor(spike_count, dtype=torch.int64),
-        core_spikes=torch.tensor(core_spikes, dtype=torch.int64).reshape(batch, cores),
-        synaptic_events=torch.tensor(synaptic_events, dtype=torch.int64),
+        tick_spikes=torch.tensor(tick_spikes, dtype=torch.int64).reshape(per_tick),
+        tick_events=torch.tensor(tick_events, dtype=torch.int64).reshape(per_tick),
         spikes=torch.tensor(spikes, dtype=torch.bool).reshape(shape) if record else None,
         membrane=torch.tensor(membrane, dtype=torch.int32).reshape(shape) if record else None,
-        weighted_spikes=torch.tensor(weighted, dtype=torch.float64) if weight is not None else None,
+        tick_weighted=(torch.tensor(tick_weighted, dtype=torch.float64).reshape(per_tick)
+                       if weight is not None else None),
     )

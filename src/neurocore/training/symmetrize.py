@@ -1,0 +1,293 @@
+"""Symmetric kernels during training (Appuswamy et al. 2016, seed 000): train unconstrained; when
+validation accuracy saturates, replace every kernel of one conv layer by its nearest symmetric
+kernel, freeze that layer, train at least ``every`` epochs, then the next layer, bottom-up.
+
+Schedule — a pure function of the logged validation accuracies, ``a[e]`` at the end of epoch e
+(``SymmetricConfig``; stated once, here):
+
+    earliest_0 = start_epoch                  earliest_k = p_{k−1} + every
+    window_k(e) = a[p_{k−1} : e]              (a[0 : e] for k = 0): the epochs trained since the
+                                              previous projection
+    saturated(e) ⟺ patience = 0, or  len(window) > patience  and
+                   max(window[−patience:]) ≤ max(window[:−patience]) + min_delta
+    p_k = the first e ≥ earliest_k with saturated(e), or e = earliest_k + max_wait
+
+Layer k — the k-th ternary conv layer in forward order that ``exclude`` does not name — is
+projected at the start of epoch p_k, before its first batch.
+
+Projection. Each group of a grouped convolution is its own symmetric layer (its cores read
+disjoint channels): its target ``T`` — the clipped latent weights ``clip(w, −1, 1)``
+(``target: latent``, the paper's "unconstrained real-valued kernel") or the ternary weights
+``round(clip(w, −1, 1))`` (``target: ternary``) — goes to
+:func:`~neurocore.hardware.symmetric.nearest_symmetric`, which returns
+``α_o · f_o(σ^i(ρ^j(q_c)))``. The latent weights become ``f_o(σ^i(ρ^j(q_c))) ∈ {−1, 0, +1}``
+themselves, so the ternary forward pass uses exactly the symmetric kernel; the per-output scale
+``α_o > 0`` is left to the batch norm that follows. The residual ``‖T − α f‖²`` is logged.
+
+Freezing: ``requires_grad = False`` and the gradient dropped. The trainer zeroes gradients to
+None, and every torch optimizer skips a parameter whose gradient is None — no step, no momentum,
+no weight decay — so a frozen layer's weights stay bit-identical; the parameter stays in the
+optimizer, so checkpoints keep their layout.
+
+Resume: :class:`Symmetrize` recomputes the schedule from ``trainer.history`` at every epoch
+start, freezes the layers projected before (their projected weights are in the checkpoint) and
+projects the layer due now (the checkpoint was written before that projection).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import torch
+from torch import nn
+
+from neurocore.config import SymmetricConfig
+from neurocore.errors import NeurocoreError
+from neurocore.hardware.symmetric import (
+    SymmetricError,
+    SymmetricLayer,
+    nearest_symmetric,
+    symmetric_mask,
+)
+from neurocore.layers.ternary import TernaryConv2d
+from neurocore.training.hooks import Callback
+
+if TYPE_CHECKING:
+    from neurocore.training.trainer import Trainer
+
+
+# ---- the schedule: pure functions -----------------------------------------------------------
+
+
+def saturated(window: Sequence[float], patience: int, min_delta: float) -> bool:
+    """Whether the best of the last ``patience`` accuracies beats the best before them by no
+    more than ``min_delta`` (always with ``patience`` 0; never with too short a window)."""
+    if patience == 0:
+        return True
+    if len(window) <= patience:
+        return False
+    return max(window[-patience:]) <= max(window[:-patience]) + min_delta
+
+
+def projection_epochs(
+    cfg: SymmetricConfig, layers: int, accuracy: Sequence[float]
+) -> tuple[int, ...]:
+    """``(p_0, p_1, …)``: the epochs at whose start layers 0, 1, … are projected, for every
+    projection decided by ``accuracy`` (one value per finished epoch): those at epochs
+    ``≤ len(accuracy)``."""
+    out: list[int] = []
+    for e in range(len(accuracy) + 1):
+        if len(out) == layers:
+            break
+        earliest = cfg.start_epoch if not out else out[-1] + cfg.every
+        if e < earliest:
+            continue
+        since = out[-1] if out else 0
+        if e >= earliest + cfg.max_wait or saturated(accuracy[since:e], cfg.patience,
+                                                      cfg.min_delta):
+            out.append(e)
+    return tuple(out)
+
+
+# ---- projection and check -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class ConvProjection:
+    """The nearest symmetric kernel of a (grouped) conv layer, one symmetric layer per group."""
+
+    groups: tuple[SymmetricLayer, ...]
+    kernel: torch.Tensor  # (O, C/groups, L, L) int64: f_o(σ^i(ρ^j(q_c))) of each output's group
+    error: float  # Σ over groups of ‖T − α f‖²
+    norm: float  # ‖T‖²
+
+    @property
+    def relative_error(self) -> float:
+        """``‖T − α f‖² / ‖T‖²`` (0 for an all-zero target)."""
+        return self.error / self.norm if self.norm > 0 else 0.0
+
+
+def _groups_of(weight: torch.Tensor, groups: int) -> list[torch.Tensor]:
+    og = weight.shape[0] // groups
+    return [weight[g * og:(g + 1) * og] for g in range(groups)]  # each (O/groups, Cg, L, L)
+
+
+def project_conv(
+    conv: TernaryConv2d, target: Literal["latent", "ternary"] = "latent", beam: int = 32
+) -> ConvProjection:
+    """The nearest symmetric kernel of each group of ``conv`` (the module is not changed)."""
+    t = conv.weight.detach().to(torch.float64).clamp(-1.0, 1.0)  # (O, Cg, L, L)
+    if target == "ternary":
+        t = torch.round(t)
+    size = int(t.shape[-1])
+    found, kernels, error = [], [], 0.0
+    for part in _groups_of(t, conv.groups):
+        p = nearest_symmetric(part, beam=beam)
+        found.append(p.layer)
+        kernels.append(p.layer.kernel(size))  # (O/groups, Cg, L, L) int64
+        error += p.error
+    return ConvProjection(tuple(found), torch.cat(kernels), error, float(t.square().sum()))
+
+
+def symmetric_groups(kernel: torch.Tensor, groups: int, name: str) -> tuple[SymmetricLayer, ...]:
+    """The parameters of each group of an integer conv kernel (O, C/groups, L, L) whose groups are
+    all in the layer-form family ``f_o(σ^i(ρ^j(q_c)))`` with ternary ``f``; raises
+    :class:`~neurocore.hardware.symmetric.SymmetricError` naming the layer and group otherwise.
+
+    Exact: a group is accepted when the kernel that ``nearest_symmetric`` finds for it equals it
+    entry for entry (it finds every scaled symmetric layer exactly); a group with a 2-d kernel
+    outside the family (``symmetric_mask``, a quick necessary test) is refused at once.
+    """
+    if kernel.dtype.is_floating_point or kernel.dim() != 4:
+        raise ValueError(f"{name}: expected an integer kernel (O, C, L, L), got {kernel.dtype} "
+                         f"of shape {tuple(kernel.shape)}")
+    if kernel.abs().max() > 1:
+        raise SymmetricError(f"{name}: weights outside {{-1, 0, +1}} are not ternary")
+    size = int(kernel.shape[-1])
+    out = []
+    for g, part in enumerate(_groups_of(kernel.to(torch.int64), groups)):
+        found = None
+        if bool(symmetric_mask(part.reshape(-1, size, size)).all()):
+            found = nearest_symmetric(part.to(torch.float64)).layer
+        if found is None or not torch.equal(found.kernel(size), part):
+            raise SymmetricError(
+                f"{name} group {g}: the kernel is not symmetric (no shared commuting ρ, σ, start "
+                "per channel and ternary table per output reproduce it)"
+            )
+        out.append(found)
+    return tuple(out)
+
+
+def ternary_convs(model: nn.Module, exclude: Sequence[str] = ()) -> list[tuple[str, TernaryConv2d]]:
+    """The ternary conv layers of ``model`` in forward order, without those named in ``exclude``.
+
+    Raises when ``exclude`` names no ternary conv layer, or when a float conv layer is not
+    excluded (symmetric projection needs ternary weights).
+    """
+    convs = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    names = [n for n, m in convs if isinstance(m, TernaryConv2d)]
+    unknown = [n for n in exclude if n not in names]
+    if unknown:
+        raise NeurocoreError(
+            f"symmetric.exclude: no ternary conv layer named {', '.join(map(repr, unknown))} "
+            f"(the model has: {', '.join(names) or 'none'})"
+        )
+    floats = [n for n, m in convs if not isinstance(m, TernaryConv2d) and n not in exclude]
+    if floats:
+        raise NeurocoreError(
+            f"symmetric: layer {floats[0]} is a float conv2d; symmetric kernels are ternary "
+            "(use ternary_conv2d)"
+        )
+    return [(n, m) for n, m in convs if isinstance(m, TernaryConv2d) and n not in exclude]
+
+
+def check_symmetric(model: nn.Module) -> dict[str, bool]:
+    """Every ternary conv layer of ``model``: whether all its groups' kernels (as the hardware
+    reads them, ``to_int()``) are in the symmetric family."""
+    out = {}
+    for name, conv in ternary_convs(model):
+        try:
+            symmetric_groups(conv.to_int(), conv.groups, name)
+            out[name] = True
+        except SymmetricError:
+            out[name] = False
+    return out
+
+
+def freeze(conv: nn.Module) -> None:
+    """No gradient, hence no optimizer update (step, momentum or weight decay) from now on."""
+    for p in conv.parameters():
+        p.requires_grad_(False)
+        p.grad = None
+
+
+# ---- the callback ---------------------------------------------------------------------------
+
+
+class Symmetrize(Callback):
+    """Applies a ``symmetric`` recipe section: projects and freezes the conv layers on schedule.
+
+    Logs per epoch ``symmetric_layers`` (the frozen symmetric layers) and, in the epoch that
+    starts with a projection, ``symmetric_projection`` (layer, groups, residual, validation
+    accuracy before and right after it).
+    """
+
+    def __init__(self, cfg: SymmetricConfig) -> None:
+        self.cfg = cfg
+        self.layers: list[tuple[str, TernaryConv2d]] = []
+        self.projected: list[str] = []
+        self.pending: dict[str, Any] | None = None
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        self.layers = ternary_convs(trainer.model, self.cfg.exclude)
+        if not self.layers:
+            raise NeurocoreError("symmetric: the model has no ternary_conv2d layer to project")
+        if self.cfg.patience > 0 and trainer.val_split is None:
+            raise NeurocoreError(
+                f"symmetric.patience is {self.cfg.patience}: saturation is measured on "
+                "validation accuracy, but there is no validation split (set data.val_fraction)"
+            )
+
+    def schedule(self, trainer: Trainer) -> tuple[int, ...]:
+        """Projection epochs decided by the history so far (see :func:`projection_epochs`)."""
+        acc = [float(h.get("val_accuracy", float("nan"))) for h in trainer.history]
+        return projection_epochs(self.cfg, len(self.layers), acc)
+
+    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
+        assert len(trainer.history) == epoch, "history must hold one record per finished epoch"
+        self.projected, self.pending = [], None
+        if trainer.stop_reason is not None:  # another callback ended training before this epoch
+            return
+        for (name, conv), p in zip(self.layers, self.schedule(trainer), strict=False):
+            if p == epoch:
+                self.pending = self._project(trainer, epoch, name, conv)
+            freeze(conv)
+            self.projected.append(name)
+
+    def _project(self, trainer: Trainer, epoch: int, name: str, conv: TernaryConv2d
+                 ) -> dict[str, Any]:
+        proj = project_conv(conv, self.cfg.target, self.cfg.beam)
+        with torch.no_grad():
+            conv.weight.copy_(proj.kernel.to(conv.weight.dtype))
+        record: dict[str, Any] = {
+            "layer": name, "epoch": epoch, "groups": conv.groups, "error": proj.error,
+            "relative_error": proj.relative_error,
+        }
+        if trainer.history and "val_accuracy" in trainer.history[-1]:
+            record["val_accuracy_before"] = trainer.history[-1]["val_accuracy"]
+        if trainer.val_split is not None:
+            from neurocore.training.trainer import evaluate
+
+            record["val_accuracy_after"] = evaluate(
+                trainer.model, trainer.val_split, trainer.max_value, trainer.eval_batch_size
+            ).accuracy
+        return record
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, Any]) -> None:
+        metrics["symmetric_layers"] = list(self.projected)
+        if self.pending is not None:
+            metrics["symmetric_projection"] = self.pending
+
+
+# ---- report -----------------------------------------------------------------------------------
+
+
+def symmetric_summary(
+    history: list[dict[str, Any]], model: nn.Module, exclude: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Each projection (with the validation accuracy after the epoch it began) and, for every
+    ternary conv layer of the trained model, whether its kernels are symmetric."""
+    projections = [
+        {**h["symmetric_projection"],
+         **({"val_accuracy_after_epoch": h["val_accuracy"]} if "val_accuracy" in h else {})}
+        for h in history if "symmetric_projection" in h
+    ]
+    checks = check_symmetric(model)
+    return {
+        "projections": projections,
+        "symmetric_layers": list(history[-1]["symmetric_layers"]) if history else [],
+        "excluded": list(exclude),
+        "check": checks,
+    }
