@@ -6,12 +6,25 @@ Importing this package registers every built-in layer type, including the neuron
 
 from neurocore.layers import (  # noqa: F401  (register layer types)
     batchnorm,
+    circulant,
     encode,
+    ldr,
     output,
     standard,
     ternary,
 )
+from neurocore.layers.circulant import BlockCirculantConv2d, BlockCirculantLinear
+from neurocore.layers.ldr import LDRLinear, ToeplitzLikeLinear
 from neurocore.layers.registry import LAYER_TYPES, LayerSpec, build_model, register_layer
 from neurocore.neurons import activations, binary  # noqa: F401  (register neuron layer types)
 
-__all__ = ["LAYER_TYPES", "LayerSpec", "build_model", "register_layer"]
+__all__ = [
+    "LAYER_TYPES",
+    "BlockCirculantConv2d",
+    "BlockCirculantLinear",
+    "LDRLinear",
+    "LayerSpec",
+    "ToeplitzLikeLinear",
+    "build_model",
+    "register_layer",
+]
