@@ -95,6 +95,23 @@ def _check(in_features: int, out_features: int, rank: int) -> tuple[int, int, in
     )
 
 
+def _init_low_rank_generators(
+    module: ToeplitzLikeLinear | LDRLinear, in_features: int, out_features: int, rank: int,
+    bias: bool, device: torch.device | str | None, dtype: torch.dtype | None,
+) -> None:
+    """The set-up both LDR layers share: sizes, generators g and h (rank, n), and the bias
+    (nn.Linear's uniform initialisation)."""
+    module.in_features, module.out_features, module.rank = _check(in_features, out_features, rank)
+    module.n = n = max(in_features, out_features)
+    factory: dict[str, Any] = {"device": device, "dtype": dtype}
+    module.g = _init_generators(rank, n, in_features, factory)
+    module.h = _init_generators(rank, n, in_features, factory)
+    module.bias = nn.Parameter(torch.empty(out_features, **factory)) if bias else None
+    if module.bias is not None:
+        bound = 1.0 / math.sqrt(in_features)
+        nn.init.uniform_(module.bias, -bound, bound)
+
+
 def _rows(x: torch.Tensor, n: int) -> torch.Tensor:
     """x (*, in) -> (R, n), zero-padded."""
     rows = x.reshape(-1, x.shape[-1])
@@ -108,6 +125,15 @@ class ToeplitzLikeLinear(nn.Module):
     is the dense (out, in) view. Multiplication by FFT, O(rank·n·log n).
     """
 
+    in_features: int
+    out_features: int
+    rank: int
+    n: int
+    g: nn.Parameter
+    h: nn.Parameter
+    bias: nn.Parameter | None
+
+
     def __init__(
         self,
         in_features: int,
@@ -118,15 +144,7 @@ class ToeplitzLikeLinear(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        self.in_features, self.out_features, self.rank = _check(in_features, out_features, rank)
-        self.n = n = max(in_features, out_features)
-        factory: dict[str, Any] = {"device": device, "dtype": dtype}
-        self.g = _init_generators(rank, n, in_features, factory)
-        self.h = _init_generators(rank, n, in_features, factory)
-        self.bias = nn.Parameter(torch.empty(out_features, **factory)) if bias else None
-        if self.bias is not None:
-            bound = 1.0 / math.sqrt(in_features)
-            nn.init.uniform_(self.bias, -bound, bound)
+        _init_low_rank_generators(self, in_features, out_features, rank, bias, device, dtype)
         self._spectra = EvalCache()
 
     @property
@@ -207,6 +225,15 @@ class LDRLinear(nn.Module):
     The generators are initialised as in :class:`ToeplitzLikeLinear`.
     """
 
+    in_features: int
+    out_features: int
+    rank: int
+    n: int
+    g: nn.Parameter
+    h: nn.Parameter
+    bias: nn.Parameter | None
+
+
     def __init__(
         self,
         in_features: int,
@@ -217,19 +244,13 @@ class LDRLinear(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        self.in_features, self.out_features, self.rank = _check(in_features, out_features, rank)
-        self.n = n = max(in_features, out_features)
+        _init_low_rank_generators(self, in_features, out_features, rank, bias, device, dtype)
+        n = self.n
         factory: dict[str, Any] = {"device": device, "dtype": dtype}
-        self.g = _init_generators(rank, n, in_features, factory)
-        self.h = _init_generators(rank, n, in_features, factory)
         self.subdiag_a = nn.Parameter(torch.ones(n - 1, **factory))
         self.subdiag_b = nn.Parameter(torch.ones(n - 1, **factory))
         self.corner_a = nn.Parameter(torch.zeros((), **factory))
         self.corner_b = nn.Parameter(torch.zeros((), **factory))
-        self.bias = nn.Parameter(torch.empty(out_features, **factory)) if bias else None
-        if self.bias is not None:
-            bound = 1.0 / math.sqrt(in_features)
-            nn.init.uniform_(self.bias, -bound, bound)
         self._weight = EvalCache()
 
     def _operators(self) -> list[torch.Tensor]:
