@@ -19,11 +19,13 @@ Same results as :class:`~neurocore.hardware.simulator.Simulator` and
 
 Frames and cores are independent within a tick, so every tick runs one parallel loop over
 (frame, core) pairs for steps 1–5 and one over frames for step 6 (numba ``prange``; threads as
-``numba.set_num_threads``). Sums are int64 and membranes int32, so all arithmetic is exact.
-Frames run in chunks bounded in memory (:data:`STATE_BYTES`).
+``numba.set_num_threads``). Weight rows are int8 when every strength fits, else int16; input
+sums int32 when A · max|S| < 2^31, else int64; the membrane update is done in int64 and stored
+as int32 — all exact. Frames run in chunks bounded in memory (:data:`STATE_BYTES`).
 
 numba is the optional extra ``neurocore[fast]``; :func:`available` says whether it is installed,
-and :func:`~neurocore.hardware.simulator.simulate` falls back to the dense engine without it.
+and :func:`~neurocore.hardware.simulator.make_simulator` falls back to the dense engine without
+it.
 """
 
 from __future__ import annotations
