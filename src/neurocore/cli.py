@@ -53,6 +53,23 @@ def parser() -> argparse.ArgumentParser:
                       help="compiler strategy, duplicate-axons or shared-types (default: the "
                            "recipe's hardware.strategy)")
 
+    conv = sub.add_parser("convert", help="make a trained run's dense layers block-circulant, "
+                          "ready to fine-tune")
+    conv.add_argument("run_dir", type=Path)
+    conv.add_argument("--to", required=True, metavar="TARGET",
+                      help="what to convert to: block-circulant")
+    conv.add_argument("--block-size", type=int, required=True)
+    conv.add_argument("--layers", default=None,
+                      help="comma-separated layer names (default: every linear and conv2d layer "
+                           "whose input and output sizes reach the block size)")
+    conv.add_argument("--out", type=Path, default=None,
+                      help="folder for recipe.yaml and converted.safetensors "
+                           "(default RUN_DIR-bc<B>)")
+    conv.add_argument("--overwrite", action="store_true", help="replace files in --out")
+    conv.add_argument("--evaluate", action="store_true",
+                      help="test accuracy before and right after the projection")
+    _add_recipe_options(conv)
+
     simp = sub.add_parser("simulate", help="run a compiled program on a data set's test images")
     simp.add_argument("program", type=Path)
     simp.add_argument("--data", required=True, help="data set: digits, mnist, cifar10, idx:<dir>")
@@ -84,6 +101,33 @@ def _compile(args: argparse.Namespace, console: Console) -> None:
         if str(row["mapping"]) != str(row["mapping"]).split(" (")[0]:
             console.print(f"{row['layer']}: {row['mapping']}", markup=False)
     console.print(f"cores: {sum(int(r['cores']) for r in layers)}", markup=False)
+
+
+def _convert(args: argparse.Namespace, console: Console) -> None:
+    from rich.table import Table
+
+    from neurocore.convert import convert_run
+
+    layers = [n.strip() for n in args.layers.split(",") if n.strip()] if args.layers else None
+    conv = convert_run(args.run_dir, args.to, args.block_size, args.out, layers, args.overrides,
+                       args.data_dir, args.overwrite, args.evaluate)
+    table = Table(title=f"converted to block-circulant: {conv.weights_path}")
+    for header in ("layer", "from", "to", "block", "params", "after", "×", "rel. residual"):
+        table.add_column(header)
+    for r in conv.layers:
+        table.add_row(r["layer"], r["from"], r["to"], str(r["block_size"]),
+                      str(r["params_before"]), str(r["params_after"]),
+                      f"{r['params_before'] / r['params_after']:.1f}",
+                      f"{r['relative_residual']:.3f}")
+    console.print(table)
+    for name, why in conv.skipped.items():
+        console.print(f"{name}: stays dense ({why})", markup=False)
+    console.print(f"converted layers: {conv.params_before} -> {conv.params_after} parameters "
+                  f"({conv.params_before / conv.params_after:.1f}x fewer)", markup=False)
+    if conv.test_accuracy_before is not None:
+        console.print(f"test accuracy: {conv.test_accuracy_before:.4f} before, "
+                      f"{conv.test_accuracy_after:.4f} right after the projection", markup=False)
+    console.print(f"fine-tune with: neurocore run {conv.recipe_path}", markup=False)
 
 
 def _simulate(args: argparse.Namespace, console: Console) -> None:
@@ -131,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     console = Console()
     try:
-        commands = {"run": _run, "inspect": _inspect, "compile": _compile, "simulate": _simulate}
+        commands = {"run": _run, "inspect": _inspect, "compile": _compile, "simulate": _simulate,
+                    "convert": _convert}
         commands[args.command](args, console)
     except NeurocoreError as e:
         print(f"error: {e}", file=sys.stderr)

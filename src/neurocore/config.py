@@ -172,6 +172,10 @@ class HardwareConfig(Section):
 
 class ModelConfig(Section):
     layers: list[SerializeAsAny[LayerSpec]] = Field(min_length=1)
+    # start training from these weights (a safetensors file such as a run's model.safetensors or
+    # what `neurocore convert` writes) instead of a fresh initialisation; a relative path in a
+    # recipe file is relative to that file, in a --set override to the working folder
+    init: str | None = None
 
 
 class Recipe(Section):
@@ -348,12 +352,23 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     """Read a recipe file, apply ``--set`` overrides, validate."""
     path = Path(path)
     data = read_yaml(path)
+    _resolve_init(data, path.parent)
     overridden = set()
     for text in overrides:
         keys, value = parse_override(text)
         apply_override(data, keys, value, f"--set {text}")
         overridden.add(".".join(keys))
+        if keys == ["model", "init"]:
+            _resolve_init(data, Path.cwd())
     return validate_recipe(data, str(path), overridden)
+
+
+def _resolve_init(data: dict[str, Any], base: Path) -> None:
+    """Make a relative ``model.init`` path absolute against ``base`` (left alone if not a str)."""
+    model = data.get("model")
+    init = model.get("init") if isinstance(model, dict) else None
+    if isinstance(init, str) and init and not Path(init).is_absolute():
+        model["init"] = str((base / init).resolve())  # type: ignore[index]
 
 
 def recipe_to_yaml(recipe: Recipe) -> str:

@@ -41,7 +41,7 @@ from neurocore.hardware.program import Program
 from neurocore.io import atomic_write_text
 from neurocore.layers import build_model
 from neurocore.training.binarize import Binarize, BinaryMetrics, binary_metrics, binary_summary
-from neurocore.training.checkpoint import CHECKPOINT_FILES, load_model_state, save_weights
+from neurocore.training.checkpoint import CHECKPOINT_FILES, load_weights, save_weights
 from neurocore.training.hooks import Callback
 from neurocore.training.symmetrize import Symmetrize, symmetric_summary
 from neurocore.training.trainer import Trainer, evaluate
@@ -239,6 +239,8 @@ def run_recipe(
     train, val = validation_split(data.train, recipe.data.val_fraction, recipe.seed)
     torch.manual_seed(recipe.seed)
     model = build_model(list(recipe.model.layers), data.info.input_shape, data.info.num_classes)
+    if recipe.model.init is not None:  # a resumed run's checkpoint then replaces them
+        load_weights(model, Path(recipe.model.init), "model.init weights")
     callbacks: list[Callback] = []
     if recipe.binary is not None:
         splits = {"val": val, "test": data.test} if len(val) else {"test": data.test}
@@ -316,7 +318,7 @@ def model_for_inspection(
         weights = target / WEIGHTS
         if not weights.exists():
             raise RunDirError(f"{target}: the run has not finished ({WEIGHTS} missing)")
-        model.load_state_dict(load_model_state(weights))
+        load_weights(model, weights)
     return recipe, model, info.input_shape
 
 

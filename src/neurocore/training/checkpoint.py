@@ -104,3 +104,25 @@ def save_weights(path: Path, model: nn.Module, metadata: dict[str, str] | None =
     """Model state only (the trained network handed to later stages)."""
     meta = {"format": FORMAT, **(metadata or {})}
     atomic_write_bytes(path, st_save(_tensors("model.", model.state_dict()), metadata=meta))
+
+
+def load_weights(model: nn.Module, path: Path, what: str = "weights") -> None:
+    """Load a weights file (``save_weights``'s or a checkpoint's model state) into ``model``.
+
+    A file that does not fit raises one RunDirError naming ``path`` and every missing,
+    unexpected or mis-shaped tensor (the first few of each).
+    """
+    state = load_model_state(path)
+    own = model.state_dict()
+    problems = []
+    missing = [k for k in own if k not in state]
+    extra = sorted(k for k in state if k not in own)
+    shapes = [f"{k} is {tuple(state[k].shape)}, the model's {tuple(own[k].shape)}"
+              for k in own if k in state and state[k].shape != own[k].shape]
+    for label, keys in (("missing", missing), ("unexpected", extra), ("wrong shape", shapes)):
+        if keys:
+            more = f" and {len(keys) - 4} more" if len(keys) > 4 else ""
+            problems.append(f"{label}: {', '.join(keys[:4])}{more}")
+    if problems:
+        raise RunDirError(f"{path}: the {what} do not fit the model ({'; '.join(problems)})")
+    model.load_state_dict(state, strict=True)

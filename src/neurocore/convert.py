@@ -1,0 +1,234 @@
+"""``neurocore convert``: make a trained run's dense layers block-circulant, ready to fine-tune.
+
+    run folder (config.yaml, model.safetensors)
+      ──choose layers──▶ every chosen ``linear`` / ``conv2d`` entry of the recipe becomes a
+                          ``block_circulant_linear`` / ``block_circulant_conv2d`` entry with the
+                          same name, options and block size b
+      ──project──▶ each chosen layer's ``from_dense`` (the Frobenius-nearest block-circulant
+                   weights); every other tensor copied unchanged
+      ──▶ OUT/converted.safetensors, OUT/recipe.yaml (the source recipe with the new layers and
+          ``model.init: converted.safetensors``)
+
+Fine-tuning is an ordinary run of the written recipe: ``neurocore run OUT/recipe.yaml``. By
+default every linear and conv2d layer (groups 1) whose input and output sizes (features or
+channels) are both at least b is converted: a block larger than a layer's output or input
+would only pad it, storing as many numbers as the dense layer or more.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import nn
+
+from neurocore.config import Recipe, apply_override, parse_override, validate_recipe
+from neurocore.data import load_dataset
+from neurocore.errors import NeurocoreError, RunDirError
+from neurocore.io import atomic_write_text
+from neurocore.layers import BlockCirculantConv2d, BlockCirculantLinear, build_model
+from neurocore.training.checkpoint import save_weights
+from neurocore.training.trainer import evaluate
+
+RECIPE = "recipe.yaml"
+CONVERTED = "converted.safetensors"
+TARGETS = ("block-circulant",)
+
+__all__ = ["CONVERTED", "RECIPE", "TARGETS", "Conversion", "convert_model", "convert_run"]
+
+
+def _params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def _sizes(module: nn.Module) -> tuple[int, int] | None:
+    """(in, out) features or channels of a convertible module, else None."""
+    if type(module) is nn.Linear:
+        return module.in_features, module.out_features
+    if type(module) is nn.Conv2d and module.groups == 1 and module.padding_mode == "zeros":
+        return module.in_channels, module.out_channels
+    return None
+
+
+@dataclass
+class Conversion:
+    """What ``convert_run`` did: the files written and one row per converted layer."""
+
+    recipe_path: Path
+    weights_path: Path
+    recipe: Recipe
+    layers: list[dict[str, Any]] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # layer -> why it stays dense
+    test_accuracy_before: float | None = None  # the source run's model
+    test_accuracy_after: float | None = None  # right after projection, before fine-tuning
+
+    @property
+    def params_before(self) -> int:
+        return sum(int(r["params_before"]) for r in self.layers)
+
+    @property
+    def params_after(self) -> int:
+        return sum(int(r["params_after"]) for r in self.layers)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "recipe": str(self.recipe_path),
+            "weights": str(self.weights_path),
+            "layers": self.layers,
+            "skipped": self.skipped,
+            "params_before": self.params_before,
+            "params_after": self.params_after,
+            "reduction": self.params_before / max(self.params_after, 1),
+            "test_accuracy_before": self.test_accuracy_before,
+            "test_accuracy_after": self.test_accuracy_after,
+        }
+
+
+def convert_model(
+    recipe: Recipe, model: nn.Module, input_shape: tuple[int, ...], num_classes: int,
+    block_size: int, layers: list[str] | None = None,
+) -> tuple[dict[str, Any], nn.Sequential, list[dict[str, Any]], dict[str, str]]:
+    """The converted recipe data (with ``model.init`` unset), the converted model with projected
+    weights, one row per converted layer and the reasons the others stay dense."""
+    if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
+        raise NeurocoreError(f"--block-size must be an int >= 1, got {block_size!r}")
+    names = list(model._modules)
+    specs = list(recipe.model.layers)
+    if len(names) != len(specs):  # build_model adds one module per recipe entry
+        raise RunDirError(f"the model has {len(names)} layers, its recipe {len(specs)}")
+    modules = dict(model.named_children())
+    if layers is not None:
+        unknown = [n for n in layers if n not in modules]
+        if unknown:
+            raise NeurocoreError(
+                f"--layers: no layer named {', '.join(unknown)} (layers: {', '.join(names)})"
+            )
+        wrong = [n for n in layers if _sizes(modules[n]) is None]
+        if wrong:
+            raise NeurocoreError(
+                f"--layers: {', '.join(wrong)} cannot become block-circulant (only linear and "
+                "conv2d layers with groups 1 can)"
+            )
+    data = recipe.model_dump(mode="json")
+    chosen: list[str] = []
+    skipped: dict[str, str] = {}
+    for i, name in enumerate(names):
+        sizes = _sizes(modules[name])
+        if sizes is None:
+            continue
+        if layers is not None:
+            if name not in layers:
+                skipped[name] = "not in --layers"
+                continue
+        elif min(sizes) < block_size:
+            skipped[name] = f"in/out sizes {sizes[0]}/{sizes[1]} below block size {block_size}"
+            continue
+        entry = data["model"]["layers"][i]
+        entry["type"] = (
+            "block_circulant_linear" if isinstance(modules[name], nn.Linear)
+            else "block_circulant_conv2d"
+        )
+        entry["block_size"] = block_size
+        entry["name"] = name
+        chosen.append(name)
+    if not chosen:
+        raise NeurocoreError(
+            "no layer to convert: none is a linear or conv2d layer (groups 1) whose input and "
+            f"output sizes reach block size {block_size} (skipped: "
+            + (", ".join(f"{k}: {v}" for k, v in skipped.items()) or "none") + ")"
+        )
+    data["name"] = f"{recipe.name}-bc{block_size}"
+    data["description"] = (
+        f"{recipe.name} with {', '.join(chosen)} converted to block-circulant (block "
+        f"{block_size}) by neurocore convert, fine-tuned from the projected weights"
+    )
+    data["model"]["init"] = None
+    new_recipe = validate_recipe(copy.deepcopy(data), "converted recipe")
+    converted = build_model(list(new_recipe.model.layers), input_shape, num_classes)
+    rows = []
+    with torch.no_grad():
+        for name in names:
+            source, target = modules[name], converted._modules[name]
+            assert target is not None
+            if name not in chosen:
+                target.load_state_dict(source.state_dict(), strict=True)
+                continue
+            projected: nn.Module
+            if isinstance(source, nn.Linear):
+                projected = BlockCirculantLinear.from_dense(source, block_size)
+            else:
+                assert isinstance(source, nn.Conv2d)
+                projected = BlockCirculantConv2d.from_dense(source, block_size)
+            target.load_state_dict(projected.state_dict(), strict=True)
+            w = source.weight
+            residual = float(torch.linalg.vector_norm(w - projected.weight))
+            rows.append({
+                "layer": name,
+                "from": type(source).__name__,
+                "to": type(target).__name__,
+                "block_size": block_size,
+                "params_before": _params(source),
+                "params_after": _params(target),
+                "relative_residual": residual / max(float(torch.linalg.vector_norm(w)), 1e-30),
+            })
+    converted.train(model.training)
+    return data, converted, rows, skipped
+
+
+def convert_run(
+    run_dir: Path, to: str, block_size: int, out: Path | None = None,
+    layers: list[str] | None = None, overrides: list[str] | tuple[str, ...] = (),
+    data_dir: str | None = None, overwrite: bool = False, evaluate_test: bool = False,
+) -> Conversion:
+    """Convert a finished run (see the module doc); ``overrides`` (``--set`` strings) apply to
+    the written recipe, e.g. ``train.epochs=5``. ``evaluate_test`` measures the test accuracy of
+    the source model and of the converted one before any fine-tuning (needs the data set)."""
+    from neurocore.pipeline import model_for_inspection  # pipeline imports this module's users
+
+    if to not in TARGETS:
+        raise NeurocoreError(f"--to {to!r}: unknown target (known: {', '.join(TARGETS)})")
+    out = out if out is not None else run_dir.with_name(f"{run_dir.name}-bc{block_size}")
+    recipe_path, weights_path = out / RECIPE, out / CONVERTED
+    in_the_way = [p for p in (recipe_path, weights_path) if p.exists()]
+    if in_the_way and not overwrite:
+        raise RunDirError(
+            f"{in_the_way[0]} already exists: pass --overwrite to replace it or choose --out"
+        )
+    recipe, model, shape = model_for_inspection(run_dir, [], data_dir)
+    model.eval()
+    num_classes = int(_last_size(model, shape))
+    data, converted, rows, skipped = convert_model(
+        recipe, model, shape, num_classes, block_size, layers
+    )
+    for text in overrides:
+        keys, value = parse_override(text)
+        apply_override(data, keys, value, f"--set {text}")
+    data["model"]["init"] = CONVERTED  # relative to the recipe file
+    checked = validate_recipe(
+        copy.deepcopy({**data, "model": {**data["model"], "init": str(weights_path)}}),
+        str(recipe_path), {".".join(parse_override(t)[0]) for t in overrides},
+    )
+    result = Conversion(recipe_path, weights_path, checked, rows, skipped)
+    if evaluate_test:
+        ds = load_dataset(recipe.data.dataset, data_dir)
+        batch = recipe.data.eval_batch_size
+        result.test_accuracy_before = evaluate(model, ds.test, ds.info.max_value, batch).accuracy
+        converted.eval()
+        result.test_accuracy_after = evaluate(
+            converted, ds.test, ds.info.max_value, batch
+        ).accuracy
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"recipe": str(data["name"]), "converted_from": str(run_dir)}
+    save_weights(weights_path, converted, meta)
+    atomic_write_text(recipe_path, "# written by neurocore convert; fine-tune with: neurocore run "
+                      f"{recipe_path}\n" + yaml.safe_dump(data, sort_keys=False))
+    return result
+
+
+def _last_size(model: nn.Module, shape: tuple[int, ...]) -> int:
+    with torch.no_grad():
+        return int(model(torch.zeros(1, *shape)).shape[-1])
