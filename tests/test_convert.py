@@ -86,6 +86,39 @@ def test_conv_layers_and_layer_choice() -> None:
     assert torch.equal(conv(x), ref(x))
 
 
+def test_bias_correction_keeps_every_units_mean_pre_activation() -> None:
+    recipe, model = trained_like({"name": "c", "model": {"layers": [
+        {"type": "conv2d", "out_channels": 8, "kernel_size": 3, "padding": 1},
+        {"type": "relu"},
+        {"type": "conv2d", "out_channels": 16, "kernel_size": 3, "padding": 1},
+        {"type": "relu"},
+        {"type": "flatten"},
+        {"type": "linear", "out_features": 32},
+        {"type": "relu"},
+        {"type": "linear", "out_features": 10},
+    ]}})
+    model = model.double()
+    x = torch.rand(64, 1, 8, 8, dtype=torch.float64)
+    _, conv, rows, _ = convert_model(recipe, model, (1, 8, 8), 10, 4, calibration=x)
+    _, plain, _, _ = convert_model(recipe, model, (1, 8, 8), 10, 4)
+    assert [r["layer"] for r in rows] == ["conv1", "fc0", "fc1"]
+    with torch.no_grad():
+        mid = model.relu0(model.conv0(x))  # conv1's input in the dense model
+        flat = model.flatten0(model.relu1(model.conv1(mid)))  # fc0's input
+        hidden = model.relu2(model.fc0(flat))  # fc1's
+        for name, inp, dims in (("conv1", mid, (0, 2, 3)), ("fc0", flat, (0,)),
+                                ("fc1", hidden, (0,))):
+            dense, fixed = getattr(model, name)(inp), getattr(conv, name)(inp)
+            torch.testing.assert_close(fixed.mean(dim=dims), dense.mean(dim=dims), rtol=0,
+                                       atol=1e-12)
+            # only the bias moved, by the mean difference of the uncorrected projection
+            assert torch.equal(getattr(conv, name).blocks, getattr(plain, name).blocks)
+            shift = (dense - getattr(plain, name)(inp)).mean(dim=dims)
+            torch.testing.assert_close(getattr(conv, name).bias - getattr(plain, name).bias,
+                                       shift, rtol=0, atol=1e-12)
+    assert all(r["bias_shift"] > 0 for r in rows)
+
+
 @pytest.mark.parametrize(
     ("layers", "block", "message"),
     [

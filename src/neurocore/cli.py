@@ -68,6 +68,8 @@ def parser() -> argparse.ArgumentParser:
     conv.add_argument("--overwrite", action="store_true", help="replace files in --out")
     conv.add_argument("--evaluate", action="store_true",
                       help="test accuracy before and right after the projection")
+    conv.add_argument("--calibrate", type=int, default=1024, metavar="N",
+                      help="training images for the bias correction (0: none; default 1024)")
     _add_recipe_options(conv)
 
     simp = sub.add_parser("simulate", help="run a compiled program on a data set's test images")
@@ -110,15 +112,17 @@ def _convert(args: argparse.Namespace, console: Console) -> None:
 
     layers = [n.strip() for n in args.layers.split(",") if n.strip()] if args.layers else None
     conv = convert_run(args.run_dir, args.to, args.block_size, args.out, layers, args.overrides,
-                       args.data_dir, args.overwrite, args.evaluate)
+                       args.data_dir, args.overwrite, args.evaluate, args.calibrate)
     table = Table(title=f"converted to block-circulant: {conv.weights_path}")
-    for header in ("layer", "from", "to", "block", "params", "after", "×", "rel. residual"):
+    for header in ("layer", "dense kind", "block", "params", "after", "×", "rel. residual",
+                   "bias shift"):
         table.add_column(header)
     for r in conv.layers:
-        table.add_row(r["layer"], r["from"], r["to"], str(r["block_size"]),
+        shift = r["bias_shift"]
+        table.add_row(r["layer"], r["from"], str(r["block_size"]),
                       str(r["params_before"]), str(r["params_after"]),
                       f"{r['params_before'] / r['params_after']:.1f}",
-                      f"{r['relative_residual']:.3f}")
+                      f"{r['relative_residual']:.3f}", "—" if shift is None else f"{shift:.4f}")
     console.print(table)
     for name, why in conv.skipped.items():
         console.print(f"{name}: stays dense ({why})", markup=False)
