@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -255,6 +255,19 @@ def block_circulant_linear(
     return y.reshape(*lead, out_features)
 
 
+M = TypeVar("M", bound=nn.Module)
+
+
+def _projected(m: M, dense: nn.Linear | nn.Conv2d, block_size: int) -> M:
+    """``m`` (a fresh block-circulant layer) with the projection of ``dense``'s weight and its
+    bias."""
+    with torch.no_grad():
+        m.get_parameter("blocks").copy_(project_block_circulant(dense.weight, block_size))
+        if dense.bias is not None:
+            m.get_parameter("bias").copy_(dense.bias)
+    return m
+
+
 def _check_linear(in_features: int, out_features: int, block_size: int) -> tuple[int, int, int]:
     return (
         positive_int("in_features", in_features),
@@ -304,11 +317,7 @@ class BlockCirculantLinear(nn.Module):
         w = linear.weight
         m = cls(linear.in_features, linear.out_features, block_size, linear.bias is not None,
                 device=w.device, dtype=w.dtype)
-        with torch.no_grad():
-            m.blocks.copy_(project_block_circulant(w, block_size))
-            if m.bias is not None and linear.bias is not None:
-                m.bias.copy_(linear.bias)
-        return m
+        return _projected(m, linear, block_size)
 
     @property
     def weight(self) -> torch.Tensor:
@@ -431,11 +440,7 @@ class BlockCirculantConv2d(nn.Module):
                 block_size, _pair("stride", conv.stride, 1), padding,
                 _pair("dilation", conv.dilation, 1), bias=conv.bias is not None, device=w.device,
                 dtype=w.dtype)
-        with torch.no_grad():
-            m.blocks.copy_(project_block_circulant(w, block_size))
-            if m.bias is not None and conv.bias is not None:
-                m.bias.copy_(conv.bias)
-        return m
+        return _projected(m, conv, block_size)
 
     @property
     def weight(self) -> torch.Tensor:
