@@ -7,6 +7,8 @@ network (hardware spikes = folded network = fully binary model).
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -50,28 +52,48 @@ def assert_same_state(a: nn.Module, b: nn.Module) -> None:
 BN = {"type": "batchnorm", "momentum": 1.0}  # running stats = the calibration batch's stats
 
 
-def build(layers: list[dict], shape: tuple[int, ...]) -> nn.Sequential:
+def build(layers: list[dict], shape: tuple[int, ...], classes: int | None = None
+          ) -> nn.Sequential:
     """A model from recipe layer entries (validated as a recipe would be)."""
     r = validate_recipe({"name": "t", "model": {"layers": layers}}, "t.yaml")
-    return build_model(list(r.model.layers), shape)
+    return build_model(list(r.model.layers), shape, classes)
 
 
 def _threshold_after(model: nn.Sequential, i: int) -> float:
-    nxt = model[i + 1] if i + 1 < len(model) else None
+    """θ of the binary activation after layer i (dropout skipped), 0 if there is none."""
+    mods = [m for m in model if not isinstance(m, nn.Dropout | nn.Dropout2d)]
+    j = mods.index(model[i])
+    nxt = mods[j + 1] if j + 1 < len(mods) else None
     return nxt.threshold if isinstance(nxt, BinaryActivation) else 0.0
 
 
 def randomise(model: nn.Sequential, g: torch.Generator, calib: torch.Tensor,
-              weights: bool = True) -> None:
-    """Trinary weights (unless ``weights`` is false); batch norm calibrated on ``calib``, then
-    perturbed: channel 0 γ = 0 and always firing (β > θ), channel 2 γ = 0 and never firing
-    (β < θ), channel 1 γ < 0, and ties (β = θ with an integer μ: the switching point sits on a
-    value ``pre`` takes)."""
+              weights: str | None = "trinary", ties: float = 0.3, tie_step: float | None = 1.0,
+              var_floor: float = 0.05) -> None:
+    """Random weights, then batch norm calibrated on ``calib`` and perturbed.
+
+    ``weights``: "trinary" (−1, 0, 1), "grid" (multiples of 0.5, biases of 0.25, so ``pre``
+    takes few, exact values), "float" (normal, scaled by fan-in) or None (kept). Batch norm:
+    channel 0 γ = 0 and always firing (β > θ), channel 2 γ = 0 and never firing (β < θ),
+    channel 1 γ < 0; a ``ties`` fraction of the others with β = θ and μ rounded to
+    ``tie_step`` (None: not rounded), so that they switch exactly at a value ``pre`` takes;
+    running variances scaled by U(0.5, 1.5) plus ``var_floor``."""
     with torch.no_grad():
-        if weights:
-            for m in model:
-                if isinstance(m, nn.Linear | nn.Conv2d):
-                    m.weight.copy_(torch.randint(-1, 2, m.weight.shape, generator=g).float())
+        for m in model:
+            if not isinstance(m, nn.Linear | nn.Conv2d) or weights is None:
+                continue
+            if weights == "trinary":
+                m.weight.copy_(torch.randint(-1, 2, m.weight.shape, generator=g).float())
+            elif weights == "grid":
+                m.weight.copy_(torch.randint(-2, 3, m.weight.shape, generator=g) * 0.5)
+                if m.bias is not None:
+                    m.bias.copy_(torch.randint(-4, 5, m.bias.shape, generator=g) * 0.25)
+            else:
+                assert weights == "float", weights
+                fan_in = m.weight[0].numel()
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * 2 / math.sqrt(fan_in))
+                if m.bias is not None:
+                    m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.3)
         model.train()
         with fully_binary(model):
             model(calib)
@@ -83,16 +105,19 @@ def randomise(model: nn.Sequential, g: torch.Generator, calib: torch.Tensor,
             gamma = torch.randn(c, generator=g) * 1.5
             beta = theta + torch.randn(c, generator=g) * 0.5
             mean = m.running_mean.clone()
-            tie = torch.rand(c, generator=g) < 0.3
+            tie = torch.rand(c, generator=g) < ties
             beta[tie] = theta
-            mean[tie] = torch.round(mean[tie])
+            if tie_step is not None:
+                mean[tie] = torch.round(mean[tie] / tie_step) * tie_step
             gamma[0], beta[0] = 0.0, theta + 1.0
-            gamma[1] = -abs(float(gamma[1])) - 0.25
-            gamma[2], beta[2] = 0.0, theta - 1.0
+            if c > 1:
+                gamma[1] = -abs(float(gamma[1])) - 0.25
+            if c > 2:
+                gamma[2], beta[2] = 0.0, theta - 1.0
             m.weight.copy_(gamma)
             m.bias.copy_(beta)
             m.running_mean.copy_(mean)
-            m.running_var.copy_(m.running_var * (0.5 + torch.rand(c, generator=g)) + 0.05)
+            m.running_var.copy_(m.running_var * (0.5 + torch.rand(c, generator=g)) + var_floor)
     model.eval()
 
 

@@ -14,7 +14,6 @@ import pytest
 import torch
 from torch import nn
 
-from neurocore.config import validate_recipe
 from neurocore.data import Split
 from neurocore.errors import NeurocoreError
 from neurocore.hardware.compiler import compile_network
@@ -23,17 +22,12 @@ from neurocore.hardware.deploy import HostSide, evaluate, hop_distances, run_pro
 from neurocore.hardware.fold import fold
 from neurocore.hardware.program import Program
 from neurocore.hardware.simulator import simulate
-from neurocore.layers import build_model
 from neurocore.layers.batchnorm import BatchNorm1d, BatchNorm2d
 from neurocore.neurons.binary import fully_binary
+from support import build
 
 BN = {"type": "batchnorm", "momentum": 1.0}
 MAX_VALUE = 16
-
-
-def _build(layers: list[dict], shape: tuple[int, ...]) -> nn.Sequential:
-    r = validate_recipe({"name": "t", "model": {"layers": layers}}, "t.yaml")
-    return build_model(list(r.model.layers), shape)
 
 
 # ---- host coding ----------------------------------------------------------------------------
@@ -41,7 +35,7 @@ def _build(layers: list[dict], shape: tuple[int, ...]) -> nn.Sequential:
 
 def test_encode_is_the_models_thermometer() -> None:
     shape = (2, 1, 2)
-    model = _build([
+    model = build([
         {"type": "thermometer", "levels": 3},
         {"type": "flatten"},
         {"type": "ternary_linear", "out_features": 4},
@@ -144,7 +138,7 @@ SHAPE = (1, 6, 6)
 
 def _setup(frames: int = 80) -> tuple[nn.Sequential, Split]:
     g = torch.Generator().manual_seed(3)
-    model = _build(LAYERS, SHAPE)
+    model = build(LAYERS, SHAPE)
     images = torch.randint(0, MAX_VALUE + 1, (frames, *SHAPE), generator=g).to(torch.uint8)
     split = Split(images, torch.randint(0, 3, (frames,), generator=g))
     with torch.no_grad():

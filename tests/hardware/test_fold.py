@@ -16,7 +16,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from neurocore.config import validate_recipe
 from neurocore.data import Split
 from neurocore.errors import NeurocoreError
 from neurocore.hardware.fold import (
@@ -31,17 +30,11 @@ from neurocore.hardware.fold import (
     fold_check,
     integer_thresholds,
 )
-from neurocore.layers import build_model
-from neurocore.layers.batchnorm import BatchNorm1d, BatchNorm2d
-from neurocore.neurons.binary import BinaryActivation, Whetstone, binary_activations, fully_binary
+from neurocore.layers.batchnorm import BatchNorm1d
+from neurocore.neurons.binary import Whetstone, binary_activations, fully_binary
+from support import BN, build, randomise
 
-BN = {"type": "batchnorm", "momentum": 1.0}  # running stats = the calibration batch's stats
 FMAX = torch.finfo(torch.float32).max
-
-
-def _build(layers: list[dict], shape: tuple[int, ...]) -> nn.Sequential:
-    r = validate_recipe({"name": "t", "model": {"layers": layers}}, "t.yaml")
-    return build_model(list(r.model.layers), shape)
 
 
 ARCHS: dict[str, tuple[tuple[int, ...], list[dict]]] = {
@@ -134,52 +127,10 @@ ARCHS: dict[str, tuple[tuple[int, ...], list[dict]]] = {
 }
 
 
-def _threshold_after(model: nn.Sequential, i: int) -> float:
-    mods = [m for m in model if not isinstance(m, nn.Dropout | nn.Dropout2d)]
-    j = mods.index(model[i])
-    nxt = mods[j + 1] if j + 1 < len(mods) else None
-    return nxt.threshold if isinstance(nxt, BinaryActivation) else 0.0
-
-
-def _randomise(model: nn.Sequential, g: torch.Generator, grid: bool, calib: torch.Tensor) -> None:
-    """Random weights (on a 0.5 grid when ``grid``, so ``pre`` takes few, exact values), batch
-    norm calibrated on ``calib`` and then perturbed: γ random with γ = 0 and γ < 0 channels,
-    and ties: channels with β = θ and μ on the grid switch exactly at a value ``pre`` takes."""
-    with torch.no_grad():
-        for m in model:
-            if isinstance(m, nn.Linear | nn.Conv2d):
-                if grid:
-                    m.weight.copy_(torch.randint(-2, 3, m.weight.shape, generator=g) * 0.5)
-                    if m.bias is not None:
-                        m.bias.copy_(torch.randint(-4, 5, m.bias.shape, generator=g) * 0.25)
-                else:
-                    fan_in = m.weight[0].numel()
-                    m.weight.copy_(torch.randn(m.weight.shape, generator=g) * 2 / math.sqrt(fan_in))
-                    if m.bias is not None:
-                        m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.3)
-        model.train()
-        with fully_binary(model):
-            model(calib)
-        for i, m in enumerate(model):
-            if not isinstance(m, BatchNorm1d | BatchNorm2d):
-                continue
-            c = m.num_features
-            theta = _threshold_after(model, i)
-            gamma = torch.randn(c, generator=g) * 1.5
-            gamma[0] = 0.0
-            gamma[1] = -abs(float(gamma[1])) - 0.25
-            beta = theta + torch.randn(c, generator=g) * 0.5
-            mean = m.running_mean.clone()
-            tie = torch.rand(c, generator=g) < 0.5
-            tie[0] = False
-            beta[tie] = theta
-            if grid:
-                mean[tie] = torch.round(mean[tie] * 4) / 4
-            m.weight.copy_(gamma)
-            m.bias.copy_(beta)
-            m.running_mean.copy_(mean)
-            m.running_var.copy_(m.running_var * (0.5 + torch.rand(c, generator=g)))
-    model.eval()
+def _weights(grid: bool) -> dict:
+    """randomise's options here: weights on a grid (ties at values ``pre`` takes) or floats."""
+    return {"weights": "grid" if grid else "float", "ties": 0.5,
+            "tie_step": 0.25 if grid else None, "var_floor": 0.0}
 
 
 def _reference(model: nn.Sequential, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -228,9 +179,9 @@ def test_fold_equals_fully_binary_model_exactly(arch: str, grid: bool) -> None:
     rates: list[list[float]] = []
     for seed in range(3):
         g = torch.Generator().manual_seed(1000 * seed + len(arch) + grid)
-        model = _build(layers, shape)
+        model = build(layers, shape)
         xs = _inputs(shape, g)
-        _randomise(model, g, grid, torch.cat([xs["binary"], xs["uniform"]]))
+        randomise(model, g, torch.cat([xs["binary"], xs["uniform"]]), **_weights(grid))
         for x in xs.values():
             rates.append(_check_exact(model, x))
     # the comparison is not vacuous: every binary layer both fires and stays silent
@@ -275,8 +226,8 @@ def test_fold_switches_exactly_at_rounding_ties() -> None:
 @pytest.mark.parametrize("grid", [True, False])
 def test_fold_structure(grid: bool) -> None:
     shape, layers = ARCHS["conv_nobias_sigmoid_nhot"]
-    model = _build(layers, shape)
-    _randomise(model, torch.Generator().manual_seed(3), grid, torch.rand(32, *shape))
+    model = build(layers, shape)
+    randomise(model, torch.Generator().manual_seed(3), torch.rand(32, *shape), **_weights(grid))
     net = fold(model)
     kinds = [type(s) for s in net.stages]
     assert kinds == [BinaryLayer, OrPool, OrPool, BinaryLayer, Reshape, BinaryLayer, Decode]
@@ -287,7 +238,7 @@ def test_fold_structure(grid: bool) -> None:
         assert math.isinf(float(layer.threshold[0])) and not bool(layer.flip[0])
         assert bool(layer.flip[1])  # γ < 0: fires below its threshold
     shape, layers = ARCHS["dense_readout_bn"]
-    net = fold(_build(layers, shape))
+    net = fold(build(layers, shape))
     assert [type(s) for s in net.stages] == [Reshape, BinaryLayer, Readout]
     readout = net.stages[-1]
     assert isinstance(readout, Readout) and readout.scale is not None and readout.shift is not None
@@ -298,8 +249,8 @@ def test_folded_network_is_a_snapshot() -> None:
     weights or statistics) must not change what the folded network computes."""
     torch.manual_seed(0)
     shape, layers = ARCHS["dense_readout_bn"]
-    model = _build(layers, shape)
-    _randomise(model, torch.Generator().manual_seed(5), False, torch.rand(64, *shape))
+    model = build(layers, shape)
+    randomise(model, torch.Generator().manual_seed(5), torch.rand(64, *shape), **_weights(False))
     x = torch.randint(0, 2, (32, *shape)).float()
     net = fold(model)
     before, _ = net.forward(x)
@@ -585,7 +536,7 @@ def test_fold_errors_name_the_layer(
         model.add_module("tail", nn.Conv2d(1, 2, 1))
         shape, match = (6,), r"layer tail: a Conv2d must be followed by"
     else:
-        model = _build(layers, shape)
+        model = build(layers, shape)
     with pytest.raises(NeurocoreError, match=match):
         fold(model)
 
@@ -602,10 +553,10 @@ def test_fold_needs_a_sequential() -> None:
 def test_fold_check_counts_no_mismatches() -> None:
     g = torch.Generator().manual_seed(7)
     shape, layers = ARCHS["dense_nhot"]
-    model = _build(layers, shape)
+    model = build(layers, shape)
     images = torch.randint(0, 17, (50, *shape), generator=g).to(torch.uint8)
     split = Split(images, torch.randint(0, 3, (50,), generator=g))
-    _randomise(model, g, True, split.float_images(16))
+    randomise(model, g, split.float_images(16), **_weights(True))
     model.train()
     result = fold_check(model, split, 16, batch_size=16)
     assert result == {"mismatches": 0, "spike_mismatches": 0, "frames": 50}

@@ -123,7 +123,7 @@ def _model(arch: str, seed: int, random_convs: tuple[int, ...] = ()
             elif isinstance(m, nn.Linear | nn.Conv2d):
                 m.weight.copy_(torch.randint(-1, 2, m.weight.shape, generator=g).float())
             convs += isinstance(m, nn.Conv2d)
-    randomise(model, g, images(shape, levels, 128, g), weights=False)
+    randomise(model, g, images(shape, levels, 128, g), weights=None)
     return model, shape, images(shape, levels, 64, g)
 
 
@@ -256,7 +256,7 @@ def _wide_dense(positive: bool) -> tuple[nn.Sequential, tuple[int, ...], torch.T
         w = (torch.rand(model.fc0.weight.shape, generator=g) < 0.65).float()
         sign = torch.randint(0, 2, w.shape, generator=g) * 2 - 1
         model.fc0.weight.copy_(w if positive else w * sign)
-    randomise(model, g, images(shape, 2, 128, g), weights=False)
+    randomise(model, g, images(shape, 2, 128, g), weights=None)
     return model, shape, images(shape, 2, 32, g)
 
 

@@ -7,10 +7,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from neurocore.config import validate_recipe
 from neurocore.errors import RecipeError
-from neurocore.layers import build_model
 from neurocore.layers.output import NHotDecode, nhot_decode, nhot_key
+from support import build
 
 
 def test_disjoint_key_exact_layout() -> None:
@@ -107,13 +106,8 @@ def test_module_keeps_its_own_copy_in_state_dict() -> None:
     assert set(m.state_dict()) == {"key"}
 
 
-def _build(layers: list[dict], shape: tuple[int, ...], classes: int | None = None):  # type: ignore[no-untyped-def]
-    r = validate_recipe({"name": "t", "model": {"layers": layers}}, "t.yaml")
-    return build_model(list(r.model.layers), shape, classes)
-
-
 def test_recipe_layer_builds_the_key() -> None:
-    model = _build(
+    model = build(
         [
             {"type": "linear", "out_features": 12},
             {"type": "whetstone"},
@@ -124,7 +118,7 @@ def test_recipe_layer_builds_the_key() -> None:
     )
     assert isinstance(model.decode0, NHotDecode)
     assert torch.equal(model.decode0.key, nhot_key(3, 12, 4, overlapping=False))
-    model = _build(
+    model = build(
         [{"type": "nhot_decode", "classes": 4, "hot": 3, "overlapping": True, "seed": 11}], (10,), 4
     )
     assert torch.equal(model.decode0.key, nhot_key(4, 10, 3, overlapping=True, seed=11))
@@ -133,11 +127,11 @@ def test_recipe_layer_builds_the_key() -> None:
 def test_recipe_layer_errors() -> None:
     # disjoint keys that do not fit the width: a RecipeError naming the layer and the numbers
     with pytest.raises(RecipeError, match=r"decode0.*classes × hot = 9 .*has 8"):
-        _build([{"type": "nhot_decode", "classes": 3, "hot": 3}], (8,))
+        build([{"type": "nhot_decode", "classes": 3, "hot": 3}], (8,))
     with pytest.raises(RecipeError, match=r"nhot_decode needs a flat"):
-        _build([{"type": "nhot_decode", "classes": 2, "hot": 1}], (1, 2, 2))
+        build([{"type": "nhot_decode", "classes": 2, "hot": 1}], (1, 2, 2))
     with pytest.raises(RecipeError):
-        _build([{"type": "nhot_decode", "classes": 1, "hot": 1}], (8,))  # classes > 1
+        build([{"type": "nhot_decode", "classes": 1, "hot": 1}], (8,))  # classes > 1
 
 
 def test_interleaved_keys_golden() -> None:
