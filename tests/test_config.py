@@ -59,7 +59,7 @@ def test_every_shipped_recipe_validates() -> None:
         (("train:\n  epochs: 2", "train:\n  epochz: 2"), r"train\.epochz: unknown key \(allowed: epochs,"),
         (("epochs: 2", "epochs: '2'"), r"train\.epochs: Input should be a valid integer \(got '2'\)"),
         (("epochs: 2", "epochs: 2.5"), r"train\.epochs: Input should be a valid integer"),
-        (("name: sgd", "name: rmsprop"), r"train\.optimizer\.name: Input should be 'sgd', 'adam' or 'adamw'"),
+        (("name: sgd", "name: rmsprop"), r"train\.optimizer\.name: Input should be 'sgd', 'adam', 'adamw' or 'adadelta'"),
         (("out_channels: 4", "out_channels: 4, kernal_size: 3"), r"model\.layers\.0\.kernal_size: unknown key \(allowed: name, out_channels, kernel_size"),
         (("type: flatten", "type: flaten"), r"model\.layers\.1: unknown layer type 'flaten' \(known: .*flatten"),
         (("batch_size: 16", "batch_size: 0"), r"data\.batch_size: Input should be greater than 0"),

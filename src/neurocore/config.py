@@ -34,11 +34,14 @@ class DataConfig(Section):
 
 
 class OptimizerConfig(Section):
-    name: Literal["sgd", "adam", "adamw"] = "adam"
+    name: Literal["sgd", "adam", "adamw", "adadelta"] = "adam"
     lr: float = Field(default=1e-3, gt=0)
     weight_decay: float = Field(default=0.0, ge=0)
     momentum: float = Field(default=0.9, ge=0, lt=1)  # sgd only
     nesterov: bool = False  # sgd only
+    # adadelta only; Whetstone's own examples use lr 4.0, rho 0.95, eps 1e-8 (Keras)
+    rho: float = Field(default=0.9, gt=0, lt=1)
+    eps: float = Field(default=1e-6, gt=0)
 
 
 class ScheduleConfig(Section):

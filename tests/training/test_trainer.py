@@ -38,9 +38,10 @@ CFG = TrainConfig(
 )
 
 
-def _trainer(run_dir: Path | None, callbacks: list[Callback] = (), seed: int = 5, init: int = 0) -> Trainer:  # type: ignore[assignment]
+def _trainer(run_dir: Path | None, callbacks: list[Callback] = (), seed: int = 5, init: int = 0,  # type: ignore[assignment]
+             cfg: TrainConfig = CFG) -> Trainer:
     return Trainer(
-        _model(init), _data(), CFG, max_value=255, batch_size=10, seed=seed, run_dir=run_dir,
+        _model(init), _data(), cfg, max_value=255, batch_size=10, seed=seed, run_dir=run_dir,
         val=_data(20), callbacks=callbacks, progress=False,
     )
 
@@ -84,6 +85,24 @@ def test_kill_and_resume_equals_uninterrupted(tmp_path: Path, kill_at: tuple[int
     assert [{k: v for k, v in r.items() if k not in drop} for r in res_log] == [
         {k: v for k, v in r.items() if k not in drop} for r in full_log
     ]
+
+
+def test_adadelta_with_its_options_and_exact_resume(tmp_path: Path) -> None:
+    cfg = CFG.model_copy(update={"optimizer": OptimizerConfig(name="adadelta", lr=4.0, rho=0.95,
+                                                                eps=1e-8)})
+    full = _trainer(None, cfg=cfg)
+    opt = full.optimizer
+    assert isinstance(opt, torch.optim.Adadelta)
+    assert (opt.defaults["rho"], opt.defaults["eps"]) == (0.95, 1e-8)
+    full.fit()
+    run = tmp_path / "killed"
+    run.mkdir()
+    with pytest.raises(Killed):
+        _trainer(run, [KillAt(2, 1)], cfg=cfg).fit()
+    resumed = _trainer(run, init=99, cfg=cfg)
+    resumed.fit(resume=True)
+    assert_same_state(full.model, resumed.model)
+    assert not torch.equal(full.model[1].weight, _model(0)[1].weight)  # it trained
 
 
 def test_resume_without_checkpoint_is_clear(tmp_path: Path) -> None:
