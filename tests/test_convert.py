@@ -174,6 +174,9 @@ def test_cli_convert_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert "recipe.yaml already exists: pass --overwrite" in capsys.readouterr().err
     assert main(["convert", str(tmp_path), "--to", "block-circulant", "--block-size", "8"]) == 2
     assert "not a run folder (config.yaml missing)" in capsys.readouterr().err
+    assert main(["convert", str(tmp_path / "nope"), "--to", "block-circulant",
+                 "--block-size", "8"]) == 2
+    assert "nope: not a run folder (no such folder)" in capsys.readouterr().err
 
 
 def test_init_weights_that_do_not_fit_are_named(tmp_path: Path) -> None:

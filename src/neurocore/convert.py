@@ -244,7 +244,10 @@ def convert_run(
 
     if to not in TARGETS:
         raise NeurocoreError(f"--to {to!r}: unknown target (known: {', '.join(TARGETS)})")
-    out = out if out is not None else run_dir.with_name(f"{run_dir.name}-bc{block_size}")
+    if not run_dir.is_dir():
+        raise RunDirError(f"{run_dir}: not a run folder (no such folder)")
+    if out is None:
+        out = run_dir.resolve().with_name(f"{run_dir.resolve().name}-bc{block_size}")
     recipe_path, weights_path = out / RECIPE, out / CONVERTED
     in_the_way = [p for p in (recipe_path, weights_path) if p.exists()]
     if in_the_way and not overwrite:
