@@ -129,12 +129,14 @@ def inspection_section(report: Report, insp: ModelInspection) -> None:
 def binary_section(
     report: Report, model: nn.Module, test: Split, max_value: int,
     history: list[dict[str, Any]], stop_reason: str | None,
-) -> None:
-    """Fully binary accuracy, the cost of each binarization phase, and the folding check."""
+) -> torch.Tensor:
+    """Fully binary accuracy, the cost of each binarization phase, and the folding check; returns
+    the fully binary model's test predictions (from the folding check's pass)."""
     final = binary_metrics(model, {"test": test}, max_value)
     summary = binary_summary(history)
     report.summary["test_accuracy_binary"] = final["test_accuracy_binary"]
-    check = fold_check(model, test, max_value)
+    predictions: list[torch.Tensor] = []
+    check = fold_check(model, test, max_value, predictions=predictions)
     data = {**summary, **final, "fold": check, "stop_reason": stop_reason}
     rows = [[p, v["epochs"], v["seconds"]] for p, v in summary["phases"].items()]
     before = summary["test_accuracy_before_binarization"]
@@ -153,6 +155,7 @@ def binary_section(
                        [[k, v] for k, v in final["active_fraction"].items()]),
     ]
     report.add_section("binary", "Binary communication", data, "\n".join(md))
+    return torch.cat(predictions)
 
 
 def symmetric_section(report: Report, model: nn.Module, history: list[dict[str, Any]],
@@ -186,13 +189,14 @@ def symmetric_section(report: Report, model: nn.Module, history: list[dict[str, 
 def hardware_section(
     report: Report, model: nn.Module, test: Split, max_value: int, input_shape: tuple[int, ...],
     out: Path, frames: int | None, strategy: Strategy = "duplicate-axons",
+    model_pred: torch.Tensor | None = None,
 ) -> None:
     """Fold, compile with ``strategy``, save the program, simulate the test set and compare
-    with the model."""
+    with the model (its test predictions ``model_pred`` when already known)."""
     compiled = compile_network(fold(model), input_shape, strategy=strategy)
     compiled.program.save(out / PROGRAM)
     ev = deploy.evaluate(compiled.program, model, test, max_value, int(report.summary["macs"]),
-                         frames)
+                         frames, model_pred=model_pred)
     data = ev.to_dict()
     data["test_accuracy"] = data.pop("hardware_accuracy")
     data["model_test_accuracy"] = data.pop("model_accuracy")
@@ -285,13 +289,15 @@ def run_recipe(
         markdown_table(["epoch", "lr", "train loss", "train acc", "val acc", "seconds"], rows),
     )
     inspection_section(report, insp)
+    model_pred = None
     if recipe.binary is not None:
-        binary_section(report, model, data.test, data.info.max_value, history, trainer.stop_reason)
+        model_pred = binary_section(report, model, data.test, data.info.max_value, history,
+                                    trainer.stop_reason)
     if recipe.symmetric is not None:
         symmetric_section(report, model, history, recipe.symmetric.exclude)
     if recipe.hardware is not None:
         hardware_section(report, model, data.test, data.info.max_value, data.info.input_shape,
-                         out, recipe.hardware.frames, recipe.hardware.strategy)
+                         out, recipe.hardware.frames, recipe.hardware.strategy, model_pred)
     report.summary["wall_seconds"] = time.perf_counter() - t0
     env = environment()
     report.add_section("environment", "Environment", env,

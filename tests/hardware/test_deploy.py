@@ -18,7 +18,13 @@ from neurocore.data import Split
 from neurocore.errors import NeurocoreError
 from neurocore.hardware.compiler import compile_network
 from neurocore.hardware.corespec import DEST_OUTPUT, DEST_UNUSED, CoreSpec
-from neurocore.hardware.deploy import HostSide, evaluate, hop_distances, run_program
+from neurocore.hardware.deploy import (
+    HostSide,
+    evaluate,
+    hop_distances,
+    model_predictions,
+    run_program,
+)
 from neurocore.hardware.fold import fold
 from neurocore.hardware.program import Program
 from neurocore.hardware.simulator import simulate
@@ -228,6 +234,12 @@ def test_evaluate_frames_limit() -> None:
     program = compile_network(fold(model), SHAPE, binary_inputs=True).program
     ev = evaluate(program, model, split, MAX_VALUE, macs=1, frames=7)
     assert ev.frames == 7 and ev.mismatches == 0
+    # predictions handed in for the whole split are cut to the frames and used as they are
+    preds = model_predictions(model, split, MAX_VALUE)
+    given = evaluate(program, model, split, MAX_VALUE, macs=1, frames=7, model_pred=preds)
+    assert given.to_dict() == ev.to_dict()
+    wrong = evaluate(program, model, split, MAX_VALUE, macs=1, frames=7, model_pred=preds + 1)
+    assert wrong.mismatches == 7
 
 
 def test_evaluate_sees_a_one_leak_change() -> None:

@@ -18,6 +18,7 @@ from torch import nn
 
 from neurocore.data import Split
 from neurocore.errors import NeurocoreError
+from neurocore.hardware.deploy import model_predictions
 from neurocore.hardware.fold import (
     BinaryLayer,
     Chain,
@@ -558,8 +559,12 @@ def test_fold_check_counts_no_mismatches() -> None:
     split = Split(images, torch.randint(0, 3, (50,), generator=g))
     randomise(model, g, split.float_images(16), **_weights(True))
     model.train()
-    result = fold_check(model, split, 16, batch_size=16)
+    preds: list[torch.Tensor] = []
+    result = fold_check(model, split, 16, batch_size=16, predictions=preds)
     assert result == {"mismatches": 0, "spike_mismatches": 0, "frames": 50}
+    # the pass hands out the fully binary model's predictions: those a later stage would compute
+    assert torch.equal(torch.cat(preds), model_predictions(model, split, 16, batch_size=7))
+    assert len(preds) == 4  # one per batch of 16
     assert model.training  # the model's mode is restored
     assert not any(m._forward_hooks for m in model.modules())  # its hooks are removed
 

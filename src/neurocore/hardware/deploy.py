@@ -194,10 +194,15 @@ def model_predictions(model: nn.Module, split: Split, max_value: int,
 
 
 def evaluate(program: Program, model: nn.Module, split: Split, max_value: int, macs: int,
-             frames: int | None = None, engine: str = "auto") -> HardwareEvaluation:
-    """Hardware predictions against the fully binary model's, with cost and energy per frame."""
+             frames: int | None = None, engine: str = "auto",
+             model_pred: torch.Tensor | None = None) -> HardwareEvaluation:
+    """Hardware predictions against the fully binary model's, with cost and energy per frame.
+    ``model_pred``: the model's predictions on the whole split when already known."""
     run = run_program(program, split, max_value, frames=frames, engine=engine)
-    model_pred = model_predictions(model, split, max_value, frames)
+    if model_pred is None:
+        model_pred = model_predictions(model, split, max_value, frames)
+    elif frames is not None:
+        model_pred = model_pred[:frames]
     labels = split.labels[: len(run.predictions)]
     host = HostSide.of(program)
     tick = program.spec.tick_seconds

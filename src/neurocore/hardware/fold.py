@@ -336,10 +336,13 @@ def fold(model: nn.Module) -> BinaryNetwork:
 
 @torch.no_grad()
 def fold_check(
-    model: nn.Module, split: Any, max_value: int, batch_size: int = 1000
+    model: nn.Module, split: Any, max_value: int, batch_size: int = 1000,
+    predictions: list[torch.Tensor] | None = None,
 ) -> dict[str, int]:
     """Run the folded network beside the fully binarized model; count what differs: class
-    predictions, and spikes of every binary layer."""
+    predictions, and spikes of every binary layer. The fully binary model's predicted classes,
+    batch by batch, are appended to ``predictions`` when given (so that a later stage need not
+    run the model over the split again)."""
     from neurocore.neurons.binary import binary_activations, fully_binary
 
     net = fold(model)
@@ -359,6 +362,8 @@ def fold_check(
             out, stage_outs = net.forward(x)
             mine = [o for st, o in zip(net.stages, stage_outs, strict=True)
                     if isinstance(st, BinaryLayer)]
+            if predictions is not None:
+                predictions.append(ref.argmax(1))
             mismatches += int((ref.argmax(1) != out.argmax(1)).sum())
             spikes += sum(int((a != b).sum()) for a, b in zip(captured, mine, strict=True))
             frames += len(x)
