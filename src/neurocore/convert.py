@@ -85,19 +85,6 @@ class Conversion:
     def params_after(self) -> int:
         return sum(int(r["params_after"]) for r in self.layers)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "recipe": str(self.recipe_path),
-            "weights": str(self.weights_path),
-            "layers": self.layers,
-            "skipped": self.skipped,
-            "params_before": self.params_before,
-            "params_after": self.params_after,
-            "reduction": self.params_before / max(self.params_after, 1),
-            "test_accuracy_before": self.test_accuracy_before,
-            "test_accuracy_after": self.test_accuracy_after,
-        }
-
 
 def _layer_inputs(model: nn.Module, names: list[str], x: torch.Tensor) -> dict[str, torch.Tensor]:
     """The input each named child of ``model`` receives when ``model`` (eval mode) reads x."""

@@ -243,7 +243,7 @@ def run_recipe(
     train, val = validation_split(data.train, recipe.data.val_fraction, recipe.seed)
     torch.manual_seed(recipe.seed)
     model = build_model(list(recipe.model.layers), data.info.input_shape, data.info.num_classes)
-    if recipe.model.init is not None:  # a resumed run's checkpoint then replaces them
+    if recipe.model.init is not None and not resume:  # resuming: the checkpoint has them
         load_weights(model, Path(recipe.model.init), "model.init weights")
     callbacks: list[Callback] = []
     if recipe.binary is not None:
