@@ -32,8 +32,8 @@ from neurocore.hardware.fold import (
     integer_thresholds,
 )
 from neurocore.layers.batchnorm import BatchNorm1d
-from neurocore.neurons.binary import Whetstone, binary_activations, fully_binary
-from support import BN, build, randomise
+from neurocore.neurons.binary import Whetstone, binary_activations
+from support import BN, build, model_spikes, randomise
 
 FMAX = torch.finfo(torch.float32).max
 
@@ -134,21 +134,6 @@ def _weights(grid: bool) -> dict:
             "tie_step": 0.25 if grid else None, "var_floor": 0.0}
 
 
-def _reference(model: nn.Sequential, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    spikes: list[torch.Tensor] = []
-    hooks = [
-        m.register_forward_hook(lambda m, i, o: spikes.append(o))
-        for _, m in binary_activations(model)
-    ]
-    try:
-        with torch.no_grad(), fully_binary(model):
-            out = model(x)
-    finally:
-        for h in hooks:
-            h.remove()
-    return out, spikes
-
-
 def _inputs(shape: tuple[int, ...], g: torch.Generator) -> dict[str, torch.Tensor]:
     n = 64
     return {
@@ -161,7 +146,7 @@ def _inputs(shape: tuple[int, ...], g: torch.Generator) -> dict[str, torch.Tenso
 
 def _check_exact(model: nn.Sequential, x: torch.Tensor) -> list[float]:
     """Assert fold == fully binary model exactly; return each binary layer's firing rate."""
-    ref, ref_spikes = _reference(model, x)
+    ref, ref_spikes = model_spikes(model, x)
     net = fold(model)
     out, outs = net.forward(x)
     mine = [o for s, o in zip(net.stages, outs, strict=True) if isinstance(s, BinaryLayer)]
@@ -215,7 +200,7 @@ def test_fold_switches_exactly_at_rounding_ties() -> None:
         [torch.nextafter(n, n + s) for n, s in zip(near[:2], (-1.0, 1.0), strict=True)]
     )
     x = torch.cat([near, near2]).reshape(-1, 1)  # (5C, 1)
-    ref, _ = _reference(model, x)
+    ref, _ = model_spikes(model, x)
     out, _ = fold(model).forward(x)
     assert torch.equal(out, ref)
     # real arithmetic: (pre − μ)·scale + 0.5 ≥ 0.5 ⟺ scale·(pre − μ) ≥ 0
@@ -255,7 +240,7 @@ def test_folded_network_is_a_snapshot() -> None:
     x = torch.randint(0, 2, (32, *shape)).float()
     net = fold(model)
     before, _ = net.forward(x)
-    ref, _ = _reference(model, x)
+    ref, _ = model_spikes(model, x)
     assert torch.equal(before, ref)
     running_mean = model.bn1.running_mean.clone()
     model.train()  # e.g. training resumes
@@ -294,7 +279,7 @@ def test_options_fold_has_no_form_for_are_refused(option: str) -> None:
         model[0].weight.copy_(torch.randn(model[0].weight.shape))
         model[0].bias.fill_(0.0)
     x = torch.rand(8, 1, 7, 7) * 2 - 0.5  # border pixels matter: padding changes the spikes
-    ref, _ = _reference(model, x)
+    ref, _ = model_spikes(model, x)
     try:
         net = fold(model)
     except NeurocoreError:
