@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Self, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -63,6 +63,7 @@ __all__ = [
     "BlockCirculantConv2d",
     "BlockCirculantLinear",
     "EvalCache",
+    "EvalCached",
     "block_circulant_linear",
     "block_circulant_matrix",
     "conv_spectra",
@@ -130,6 +131,19 @@ class EvalCache:
             self._value = compute()
             self._params, self._stamp = tuple(params), stamp
         return self._value
+
+
+class EvalCached(nn.Module):
+    """A module holding one :class:`EvalCache` (``self._cache``), cleared on every
+    ``train()``/``eval()`` call: the base of the structured layers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._cache = EvalCache()
+
+    def train(self, mode: bool = True) -> Self:
+        self._cache.clear()
+        return super().train(mode)
 
 
 # ----------------------------------------------------------------------------- pure functions
@@ -279,7 +293,7 @@ def _check_linear(in_features: int, out_features: int, block_size: int) -> tuple
 # ----------------------------------------------------------------------------- modules
 
 
-class BlockCirculantLinear(nn.Module):
+class BlockCirculantLinear(EvalCached):
     """nn.Linear with a block-circulant weight of block size ``block_size`` (see module doc).
 
     ``blocks`` (q_out, q_in, b) holds the first column of every block; ``weight`` is the dense
@@ -305,7 +319,6 @@ class BlockCirculantLinear(nn.Module):
         factory: dict[str, Any] = {"device": device, "dtype": dtype}
         self.blocks = nn.Parameter(torch.empty(q_out, q_in, b, **factory))
         self.bias = nn.Parameter(torch.empty(out_features, **factory)) if bias else None
-        self._spectra = EvalCache()
         bound = 1.0 / math.sqrt(in_features)
         nn.init.uniform_(self.blocks, -bound, bound)
         if self.bias is not None:
@@ -324,12 +337,8 @@ class BlockCirculantLinear(nn.Module):
         """The dense (out_features, in_features) matrix; a new, differentiable tensor."""
         return block_circulant_matrix(self.blocks, self.out_features, self.in_features)
 
-    def train(self, mode: bool = True) -> BlockCirculantLinear:
-        self._spectra.clear()
-        return super().train(mode)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        spectra = self._spectra.get(
+        spectra = self._cache.get(
             self, [self.blocks], lambda: linear_spectra(self.blocks), differentiable=False
         )
         return block_circulant_linear(x, self.blocks, spectra, self.bias, self.out_features)
@@ -371,7 +380,7 @@ def conv_spectra(blocks: torch.Tensor) -> torch.Tensor:
     return torch.stack([to_re, to_im], dim=2).reshape(-1, 2 * q_in, kh, kw)
 
 
-class BlockCirculantConv2d(nn.Module):
+class BlockCirculantConv2d(EvalCached):
     """nn.Conv2d whose kernel is block-circulant along (out_channels, in_channels) (CircConv).
 
     ``blocks`` (q_out, q_in, b, kh, kw); ``weight`` is the dense (out, in, kh, kw) view. Only
@@ -419,7 +428,6 @@ class BlockCirculantConv2d(nn.Module):
         factory: dict[str, Any] = {"device": device, "dtype": dtype}
         self.blocks = nn.Parameter(torch.empty(q_out, q_in, b, *self.kernel_size, **factory))
         self.bias = nn.Parameter(torch.empty(out_channels, **factory)) if bias else None
-        self._spectra = EvalCache()
         bound = 1.0 / math.sqrt(in_channels * math.prod(self.kernel_size))
         nn.init.uniform_(self.blocks, -bound, bound)
         if self.bias is not None:
@@ -447,10 +455,6 @@ class BlockCirculantConv2d(nn.Module):
         """The dense (out_channels, in_channels, kh, kw) kernel; a new, differentiable tensor."""
         return block_circulant_matrix(self.blocks, self.out_channels, self.in_channels)
 
-    def train(self, mode: bool = True) -> BlockCirculantConv2d:
-        self._spectra.clear()
-        return super().train(mode)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 3:
             return self.forward(x.unsqueeze(0)).squeeze(0)
@@ -469,7 +473,7 @@ class BlockCirculantConv2d(nn.Module):
         freqs = spec.shape[2]
         xs = torch.view_as_real(spec).permute(0, 2, 1, 5, 3, 4)  # (N, F, q_in, 2, H, W)
         xs = xs.reshape(n, freqs * 2 * q_in, h, w)
-        weight = self._spectra.get(self, [self.blocks], lambda: conv_spectra(self.blocks))
+        weight = self._cache.get(self, [self.blocks], lambda: conv_spectra(self.blocks))
         ys = F.conv2d(xs, weight, None, self.stride, self.padding, self.dilation, freqs)
         ho, wo = ys.shape[2:]
         ys = ys.reshape(n, freqs, q_out, 2, ho, wo).permute(0, 2, 1, 4, 5, 3).contiguous()

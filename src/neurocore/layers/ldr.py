@@ -45,7 +45,7 @@ from pydantic import Field
 from torch import nn
 
 from neurocore.analysis.inspect import LayerCost
-from neurocore.layers.circulant import EvalCache, fft_flops, positive_int
+from neurocore.layers.circulant import EvalCached, fft_flops, positive_int
 from neurocore.layers.registry import LayerSpec, register_layer
 from neurocore.layers.standard import features
 
@@ -95,35 +95,16 @@ def _check(in_features: int, out_features: int, rank: int) -> tuple[int, int, in
     )
 
 
-def _init_low_rank_generators(
-    module: ToeplitzLikeLinear | LDRLinear, in_features: int, out_features: int, rank: int,
-    bias: bool, device: torch.device | str | None, dtype: torch.dtype | None,
-) -> None:
-    """The set-up both LDR layers share: sizes, generators g and h (rank, n), and the bias
-    (nn.Linear's uniform initialisation)."""
-    module.in_features, module.out_features, module.rank = _check(in_features, out_features, rank)
-    module.n = n = max(in_features, out_features)
-    factory: dict[str, Any] = {"device": device, "dtype": dtype}
-    module.g = _init_generators(rank, n, in_features, factory)
-    module.h = _init_generators(rank, n, in_features, factory)
-    module.bias = nn.Parameter(torch.empty(out_features, **factory)) if bias else None
-    if module.bias is not None:
-        bound = 1.0 / math.sqrt(in_features)
-        nn.init.uniform_(module.bias, -bound, bound)
-
-
 def _rows(x: torch.Tensor, n: int) -> torch.Tensor:
     """x (*, in) -> (R, n), zero-padded."""
     rows = x.reshape(-1, x.shape[-1])
     return F.pad(rows, (0, n - rows.shape[-1])) if rows.shape[-1] < n else rows
 
 
-class ToeplitzLikeLinear(nn.Module):
-    """nn.Linear with a Toeplitz-like weight of displacement rank ``rank`` (see module doc).
-
-    Parameters ``g``, ``h`` (rank, n), n = max(in, out), and ``bias`` (out_features). ``weight``
-    is the dense (out, in) view. Multiplication by FFT, O(rank·n·log n).
-    """
+class _GeneratorLinear(EvalCached):
+    """What both LDR layers share: sizes, generators ``g``, ``h`` (rank, n), n = max(in, out),
+    the bias (nn.Linear's uniform initialisation), the eval cache, and the bias-and-reshape
+    ending of ``forward``."""
 
     in_features: int
     out_features: int
@@ -132,7 +113,6 @@ class ToeplitzLikeLinear(nn.Module):
     g: nn.Parameter
     h: nn.Parameter
     bias: nn.Parameter | None
-
 
     def __init__(
         self,
@@ -143,9 +123,35 @@ class ToeplitzLikeLinear(nn.Module):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        super().__init__()
-        _init_low_rank_generators(self, in_features, out_features, rank, bias, device, dtype)
-        self._spectra = EvalCache()
+        super().__init__()  # the eval cache
+        self.in_features, self.out_features, self.rank = _check(in_features, out_features, rank)
+        self.n = n = max(in_features, out_features)
+        factory: dict[str, Any] = {"device": device, "dtype": dtype}
+        self.g = _init_generators(rank, n, in_features, factory)
+        self.h = _init_generators(rank, n, in_features, factory)
+        self.bias = nn.Parameter(torch.empty(out_features, **factory)) if bias else None
+        if self.bias is not None:
+            bound = 1.0 / math.sqrt(in_features)
+            nn.init.uniform_(self.bias, -bound, bound)
+
+    def _output(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Padded rows y (R, ≥ out) of input x (*, in) -> (*, out), bias added."""
+        y = y[:, : self.out_features]
+        if self.bias is not None:
+            y = y + self.bias
+        return y.reshape(*x.shape[:-1], self.out_features)
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"rank={self.rank}, bias={self.bias is not None}")
+
+
+class ToeplitzLikeLinear(_GeneratorLinear):
+    """nn.Linear with a Toeplitz-like weight of displacement rank ``rank`` (see module doc).
+
+    Parameters ``g``, ``h`` (rank, n), n = max(in, out), and ``bias`` (out_features). ``weight``
+    is the dense (out, in) view. Multiplication by FFT, O(rank·n·log n).
+    """
 
     @property
     def weight(self) -> torch.Tensor:
@@ -154,20 +160,13 @@ class ToeplitzLikeLinear(nn.Module):
         columns = toeplitz_like_apply(eye, toeplitz_like_spectra(self.g, self.h))  # row c = W·e_c
         return columns.T[: self.out_features, : self.in_features]
 
-    def train(self, mode: bool = True) -> ToeplitzLikeLinear:
-        self._spectra.clear()
-        return super().train(mode)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.numel() == 0:  # MKL's FFT rejects empty batches
             return F.linear(x, self.weight, self.bias)
-        spectra = self._spectra.get(
+        spectra = self._cache.get(
             self, [self.g, self.h], lambda: toeplitz_like_spectra(self.g, self.h)
         )
-        y = toeplitz_like_apply(_rows(x, self.n), spectra)[:, : self.out_features]
-        if self.bias is not None:
-            y = y + self.bias
-        return y.reshape(*x.shape[:-1], self.out_features)
+        return self._output(toeplitz_like_apply(_rows(x, self.n), spectra), x)
 
     def neurocore_cost(self, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> LayerCost:
         rows = output.numel() // self.out_features
@@ -179,10 +178,6 @@ class ToeplitzLikeLinear(nn.Module):
                 "dense_macs": rows * self.in_features * self.out_features,
             },
         )
-
-    def extra_repr(self) -> str:
-        return (f"in_features={self.in_features}, out_features={self.out_features}, "
-                f"rank={self.rank}, bias={self.bias is not None}")
 
 
 # ----------------------------------------------------------------------------- general LDR
@@ -217,22 +212,13 @@ def ldr_matrix(
     return torch.einsum("kij,kcj->ic", ka, kb)
 
 
-class LDRLinear(nn.Module):
+class LDRLinear(_GeneratorLinear):
     """nn.Linear whose weight has displacement rank ``rank`` for learned operators (module doc).
 
     Parameters ``g``, ``h`` (rank, n); ``subdiag_a``, ``subdiag_b`` (n − 1), initialised to 1;
     ``corner_a``, ``corner_b`` (scalars), initialised to 0; ``bias`` (out). n = max(in, out).
     The generators are initialised as in :class:`ToeplitzLikeLinear`.
     """
-
-    in_features: int
-    out_features: int
-    rank: int
-    n: int
-    g: nn.Parameter
-    h: nn.Parameter
-    bias: nn.Parameter | None
-
 
     def __init__(
         self,
@@ -243,15 +229,13 @@ class LDRLinear(nn.Module):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        super().__init__()
-        _init_low_rank_generators(self, in_features, out_features, rank, bias, device, dtype)
+        super().__init__(in_features, out_features, rank, bias, device, dtype)
         n = self.n
         factory: dict[str, Any] = {"device": device, "dtype": dtype}
         self.subdiag_a = nn.Parameter(torch.ones(n - 1, **factory))
         self.subdiag_b = nn.Parameter(torch.ones(n - 1, **factory))
         self.corner_a = nn.Parameter(torch.zeros((), **factory))
         self.corner_b = nn.Parameter(torch.zeros((), **factory))
-        self._weight = EvalCache()
 
     def _operators(self) -> list[torch.Tensor]:
         return [self.g, self.h, self.subdiag_a, self.corner_a, self.subdiag_b, self.corner_b]
@@ -263,29 +247,18 @@ class LDRLinear(nn.Module):
             self.g, self.h, self.subdiag_a, self.corner_a, self.subdiag_b, self.corner_b
         )[: self.out_features, : self.in_features]
 
-    def train(self, mode: bool = True) -> LDRLinear:
-        self._weight.clear()
-        return super().train(mode)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         operators = self._operators()
-        if self._weight.usable(self, operators, differentiable=True):
-            return F.linear(x, self._weight.get(self, operators, lambda: self.weight), self.bias)
+        if self._cache.usable(self, operators, differentiable=True):
+            return F.linear(x, self._cache.get(self, operators, lambda: self.weight), self.bias)
         ka = krylov(_edges(self.subdiag_a, self.corner_a), self.g)  # (r, n, n)
         kb = krylov(_edges(self.subdiag_b, self.corner_b), self.h)
         t = _rows(x, self.n) @ kb  # (r, R, n): rows of K(B, h_k)ᵀ·x
-        y = (t @ ka.transpose(1, 2)).sum(dim=0)[:, : self.out_features]  # (R, out)
-        if self.bias is not None:
-            y = y + self.bias
-        return y.reshape(*x.shape[:-1], self.out_features)
+        return self._output((t @ ka.transpose(1, 2)).sum(dim=0), x)  # (R, n) -> (*, out)
 
     def neurocore_cost(self, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> LayerCost:
         dense = output.numel() // self.out_features * self.in_features * self.out_features
         return LayerCost(macs=dense, other={"dense_macs": dense})
-
-    def extra_repr(self) -> str:
-        return (f"in_features={self.in_features}, out_features={self.out_features}, "
-                f"rank={self.rank}, bias={self.bias is not None}")
 
 
 # ----------------------------------------------------------------------------- registry
