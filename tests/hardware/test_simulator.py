@@ -358,6 +358,26 @@ def test_fast_equals_reference_on_random_programs(
             assert torch.equal(getattr(plain, f), getattr(ref, f)), (engine, f)
 
 
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), axons=st.integers(65, 130), bits=st.sampled_from([20, 32]),
+       batch=st.integers(1, 2))
+def test_event_engine_wide_cores_and_membranes(seed: int, axons: int, bits: int, batch: int) -> None:
+    """More than 64 axons per core (several flag words each, the last one part-used) and a
+    32-bit membrane (whose update needs int64 and int32 per-neuron constants): the event
+    engine still equals the reference exactly."""
+    spec = CoreSpec(axons=axons, neurons=9, axon_types=4, strength_min=-255, strength_max=255,
+                    membrane_bits=bits, max_delay=4, name="wide")
+    g = torch.Generator().manual_seed(seed)
+    p = _dynamic_program(g, spec, cores=2, num_inputs=11, num_outputs=3, entries=40)
+    x = torch.rand((batch, 6, 11), generator=g) < 0.5
+    ev = EventSimulator(p)
+    assert ev.v_dtype == (event_engine.np.int64 if bits == 32 else event_engine.np.int32)
+    got = ev.run(x, 10, record=True)
+    ref = reference_simulate(p, x, 10, record=True)
+    for f in FIELDS:
+        _same(getattr(got, f), getattr(ref, f), f)
+
+
 def test_parity_is_not_vacuous() -> None:
     """A fixed busy program: spikes, outputs, saturation and negative actions all happen."""
     spec = CoreSpec(axons=16, neurons=16, strength_min=-20, strength_max=20, membrane_bits=6,

@@ -5,23 +5,28 @@ Same results as :class:`~neurocore.hardware.simulator.Simulator` and
 :func:`~neurocore.hardware.simulator.reference_simulate` (the tests hold all three equal with
 ``torch.equal``); the work per tick follows the activity instead of the chip's size:
 
-- step 2 adds, for each *active* axon only, its row of W = B ∘ S(G) (int16, precomputed) into
-  its core's input sums; a core whose axons are all silent is not read;
+- axon activity is a ring of (largest delay + 1) slots of bits, one bit per axon (a flag set
+  twice is the OR); a core reads its slot's words, lists the set bits and clears them;
+- step 2 adds, for each *active* axon only, its row of W = B ∘ S(G) (precomputed, int8 when
+  every weight fits, else int16) into the membranes, four rows at a time: reading those rows
+  is the memory traffic that bounds this engine;
 - steps 2–5 run on a core only when something can change there: it received input this tick,
   or one of its neurons is *unsettled* — a tick without input would make it spike or move its
   membrane (V − λ ≥ α, or the negative action and saturation of V − λ differ from V). Each
   update records whether its core is left settled (and at construction, whether it is at
   V = 0); a settled core without input is skipped, which is exact by that very definition.
   Leak-free cores and the memoryless neurons of compiled networks (λ ≥ 0, floor at 0) settle,
-  so only the cores a spike reaches cost anything;
-- step 6 writes each spike into a ring of (largest delay + 1) axon-flag slots (a flag set twice
-  is the OR) or adds it to its output port.
+  so only the cores a spike reaches cost anything. The update itself has no branch (resets
+  and the negative threshold are selects over per-neuron constants), so it vectorizes;
+- step 6 lists where each spike goes (an axon flag ``delay`` slots on, or an output port),
+  then delivers the lists.
 
-Frames and cores are independent within a tick, so every tick runs one parallel loop over
-(frame, core) pairs for steps 1–5 and one over frames for step 6 (numba ``prange``; threads as
-``numba.set_num_threads``). Weight rows are int8 when every strength fits, else int16; input
-sums int32 when A · max|S| < 2^31, else int64; the membrane update is done in int64 and stored
-as int32 — all exact. Frames run in chunks bounded in memory (:data:`STATE_BYTES`).
+One compiled call runs every tick of a chunk of frames. Within a tick the (frame, core) pairs
+run in parallel; inputs and deliveries run in parallel over (frame, range of destination
+cores) so that no two threads write one flag word (numba ``prange``; threads as
+``numba.set_num_threads``). The membrane is int32 unless 2^(bits−1) + A · max|S| + max|λ|
+could overflow it (then int64), the per-neuron constants int16 when they fit — all exact.
+Frames run in chunks bounded in memory (:data:`STATE_BYTES`).
 
 numba is the optional extra ``neurocore[fast]``; :func:`available` says whether it is installed,
 and :func:`~neurocore.hardware.simulator.make_simulator` falls back to the dense engine without
@@ -44,6 +49,12 @@ STATE_BYTES = 256 * 2**20  # per chunk of frames: membranes, input sums and axon
 
 _KERNELS: dict[str, Any] = {}
 
+# The index of a 64-bit word's lowest set bit x = w & −w: LOWEST[(x · DEBRUIJN) >> 58]
+DEBRUIJN = np.uint64(0x03F79D71B4CB0A89)
+LOWEST = np.zeros(64, np.int64)
+LOWEST[[((1 << i) * int(DEBRUIJN) % 2**64) >> 58 for i in range(64)]] = np.arange(64)
+NOWHERE = -(2**31)  # the target of a neuron whose spikes go nowhere (DEST_UNUSED)
+
 
 def available() -> bool:
     """Whether numba (extra ``neurocore[fast]``) is installed."""
@@ -61,110 +72,156 @@ def _kernels() -> dict[str, Any]:
         )
     import numba
 
-    absolute, linear = int(ResetMode.ABSOLUTE), int(ResetMode.LINEAR)
-    neg_reset = int(NegMode.RESET)
+    @numba.njit(cache=True, inline="always")
+    def moves(vj, lk, alpha, nbeta, negv, v_lo, v_hi):
+        # whether a tick without input would make a neuron at V = vj spike or move V
+        u = vj - lk
+        rest = min(max(negv if u < nbeta else u, v_lo), v_hi)
+        return (u >= alpha) | (rest != vj)
+
+    @numba.njit(parallel=True, cache=True)
+    def unsettled_at_rest(leak, alpha, nbeta, negv, v_lo, v_hi, out):
+        for c in numba.prange(leak.shape[0]):  # V = 0 everywhere before the first tick
+            moving = False
+            for j in range(leak.shape[1]):
+                moving |= moves(0, leak[c, j], alpha[c, j], nbeta[c, j], negv[c, j], v_lo,
+                                    v_hi)
+            out[c] = moving
+
+    @numba.njit(cache=True)
+    def update(b, c, v, fired, leak, alpha, nbeta, negv, keep, add, v_lo, v_hi):
+        # steps 2–5 for the neurons of core c of frame b once their input is in v,
+        # branch-free so that it vectorizes; whether a next tick without input could spike
+        # or move V
+        moving = False
+        for j in range(v.shape[2]):
+            lk = leak[c, j]
+            vj = v[b, c, j] - lk
+            f = vj >= alpha[c, j]
+            after = (vj & keep[c, j]) + add[c, j]  # the reset: R, V − α or V
+            below = negv[c, j] if vj < nbeta[c, j] else vj  # the negative threshold
+            vj = min(max(after if f else below, v_lo), v_hi)
+            v[b, c, j] = vj
+            fired[b, c, j] = f
+            moving |= moves(vj, lk, alpha[c, j], nbeta[c, j], negv[c, j], v_lo, v_hi)
+        return moving
 
     @numba.njit(cache=True, inline="always")
-    def settled(vj, leak, alpha, beta, reset_value, neg_mode, v_lo, v_hi):
-        # whether a tick with no input leaves V = vj as it is and spikes nothing (steps 2–5)
-        u = vj - leak
-        if u >= alpha:
-            return False
-        if u < -beta:
-            u = -reset_value if neg_mode == neg_reset else -beta
-        return min(max(u, v_lo), v_hi) == vj
+    def set_flag(ring, b, flag):  # a flag set twice is the OR
+        ring[b, flag >> 6] |= np.uint64(1) << np.uint64(flag & 63)
+
+    @numba.njit(cache=True, inline="always")
+    def share(kp, parts, nc, span):
+        # frame b and the axon flags [lo, hi) of the p-th of ``parts`` ranges of its cores
+        b, p = kp // parts, kp % parts
+        return b, (nc * p // parts) * span, (nc * (p + 1) // parts) * span
 
     @numba.njit(parallel=True, cache=True)
-    def unsettled_at_rest(leak, alpha, beta, reset_value, neg_mode, v_lo, v_hi, out):
-        for c in numba.prange(leak.shape[0]):  # V = 0 everywhere before the first tick
-            for j in range(leak.shape[1]):
-                if not settled(np.int64(0), np.int64(leak[c, j]), alpha[c, j], beta[c, j],
-                               reset_value[c, j], neg_mode[c, j], v_lo, v_hi):
-                    out[c] = True
-
-    @numba.njit(parallel=True, cache=True)
-    def integrate_fire(  # steps 1–5 for every (frame, core) of one tick
-        t, phase, record, v_lo, v_hi, w, fanout, leak, alpha, beta, reset_value, reset_mode,
-        neg_mode, v, acc, pending, unsettled, spk, nspk, events, core_spikes, updates, rec_spk,
-        rec_v,
+    def run_ticks(  # every tick of one chunk of frames (module doc: steps 1–6)
+        ticks, ticks_in, slots, parts, x, line_ptr, line_flag, record, v_lo, v_hi, w, fanout, leak,
+        alpha, nbeta, negv, keep, add, target_of, delay, spike_weight, v, ring, active,
+        unsettled, fired, targets, n_targets, outputs, events, core_spikes, weighted, updates,
+        rec_spk, rec_v,
     ):
         nb, nc, nn = v.shape
-        na = w.shape[1]
-        for k in numba.prange(nb * nc):
-            b, c = k // nc, k % nc
-            slot = pending[b, phase]
-            base = c * na
-            active = False
-            for i in range(na):
-                if slot[base + i]:
-                    slot[base + i] = 0
-                    active = True
-                    events[b, t, c] += fanout[c, i]
+        wpc = ring.shape[1] // (slots * nc)  # 64-bit words of axon flags per core and slot
+        plane = nc * wpc * 64  # flags per slot
+        x_words = x.view(np.uint64)  # input lines, 8 per read
+        fired_words = fired.view(np.uint64)  # neurons, 8 per read
+        weigh = weighted.shape[1] > 0  # energy weights were given
+        for t in range(ticks):
+            phase = t % slots
+            if t < ticks_in:  # 1. external inputs
+                for kp in numba.prange(nb * parts):
+                    b, lo, hi = share(kp, parts, nc, wpc * 64)
+                    for q in range(x_words.shape[2]):
+                        if x_words[b, t, q]:
+                            for line in range(8 * q, 8 * q + 8):
+                                if x[b, t, line]:
+                                    for m in range(line_ptr[line], line_ptr[line + 1]):
+                                        flag = line_flag[m]
+                                        if lo <= flag < hi:
+                                            set_flag(ring, b, phase * plane + flag)
+            for k in numba.prange(nb * nc):
+                b = k // nc
+                c = k - b * nc
+                n_active = 0  # this core's active axons; their flags are cleared
+                for q in range(wpc):
+                    at = (phase * nc + c) * wpc + q
+                    word = ring[b, at]
+                    if word:
+                        ring[b, at] = 0
+                        while word:  # each set bit, lowest first (de Bruijn)
+                            low = word & (~word + np.uint64(1))
+                            active[k, n_active] = q * 64 + LOWEST[(low * DEBRUIJN) >> np.uint64(58)]
+                            n_active += 1
+                            word ^= low
+                # 2. integrate: V += row i of W for each active axon i, four rows at a
+                # time (four independent memory streams: the rows are the memory traffic)
+                n = 0
+                while n + 4 <= n_active:
+                    i0, i1 = active[k, n], active[k, n + 1]
+                    i2, i3 = active[k, n + 2], active[k, n + 3]
                     for j in range(nn):
-                        acc[b, c, j] += w[c, i, j]
-            nspk[b, c] = 0
-            if not (active or unsettled[b, c]):
+                        v[b, c, j] += (np.int32(w[c, i0, j]) + np.int32(w[c, i1, j])
+                                       + np.int32(w[c, i2, j]) + np.int32(w[c, i3, j]))
+                    n += 4
+                while n < n_active:
+                    i0 = active[k, n]
+                    for j in range(nn):
+                        v[b, c, j] += w[c, i0, j]
+                    n += 1
+                n_events = 0
+                for n in range(n_active):
+                    n_events += fanout[c, active[k, n]]
+                events[b, t, c] = n_events
+                n_targets[b, c] = 0
+                if not (n_active or unsettled[b, c]):  # settled and no input: nothing changes
+                    if record:
+                        for j in range(nn):
+                            rec_v[b, t, c, j] = v[b, c, j]
+                    continue
+                updates[b, c] += 1
+                unsettled[b, c] = update(b, c, v, fired, leak, alpha, nbeta, negv, keep, add,
+                                         v_lo, v_hi)
                 if record:
                     for j in range(nn):
                         rec_v[b, t, c, j] = v[b, c, j]
-                continue
-            updates[b, c] += 1
-            n_fired = 0
-            unsettled_core = False
-            for j in range(nn):
-                lk = np.int64(leak[c, j])
-                vj = np.int64(v[b, c, j]) + acc[b, c, j] - lk
-                acc[b, c, j] = 0
-                fired = vj >= alpha[c, j]
-                if fired:
-                    if reset_mode[c, j] == absolute:
-                        vj = reset_value[c, j]
-                    elif reset_mode[c, j] == linear:
-                        vj -= alpha[c, j]
-                    spk[b, c, n_fired] = j
-                    n_fired += 1
-                elif vj < -beta[c, j]:
-                    vj = -reset_value[c, j] if neg_mode[c, j] == neg_reset else -beta[c, j]
-                vj = min(max(vj, v_lo), v_hi)
-                v[b, c, j] = vj
-                if not unsettled_core and not settled(vj, lk, alpha[c, j], beta[c, j],
-                                                      reset_value[c, j], neg_mode[c, j],
-                                                      v_lo, v_hi):
-                    unsettled_core = True
-                if record:
-                    rec_v[b, t, c, j] = vj
-                    rec_spk[b, t, c, j] = fired
-            nspk[b, c] = n_fired
-            core_spikes[b, t, c] = n_fired
-            unsettled[b, c] = unsettled_core
+                        rec_spk[b, t, c, j] = fired[b, c, j]
+                n_fired = 0
+                n_out = 0
+                spent = 0.0
+                for q in range(fired_words.shape[2]):  # 6. where each spike goes
+                    if fired_words[b, c, q]:
+                        for j in range(8 * q, 8 * q + 8):
+                            if fired[b, c, j]:
+                                n_fired += 1
+                                spent += spike_weight[c, j]
+                                goes = target_of[c, j]
+                                if goes >= 0:  # an axon flag, in the slot `delay` ticks on
+                                    goes += ((t + delay[c, j]) % slots) * plane
+                                if goes != NOWHERE:
+                                    targets[b, c, n_out] = goes
+                                    n_out += 1
+                n_targets[b, c] = n_out
+                core_spikes[b, t, c] = n_fired
+                if weigh:
+                    weighted[b, t, c] = spent
+            # 6. deliver, into a slot other than this tick's (delay ≥ 1). Each thread owns
+            # the flags of a range of cores (lo ≤ flag < hi), so no two write one word.
+            for kp in numba.prange(nb * parts):
+                b, lo, hi = share(kp, parts, nc, wpc * 64)
+                for c in range(nc):
+                    for n in range(n_targets[b, c]):
+                        goes = targets[b, c, n]
+                        if goes >= 0:
+                            if lo <= goes % plane < hi:
+                                set_flag(ring, b, goes)
+                        elif kp % parts == 0:  # output port −1 − goes: the first part
+                            outputs[b, t, -1 - goes] += 1
 
-    @numba.njit(parallel=True, cache=True)
-    def route(  # step 6 for every frame of one tick
-        t, slots, spk, nspk, dest_core, dest_axon, delay, spike_weight, pending, outputs,
-        weighted,
-    ):
-        nb, nc = nspk.shape
-        na = pending.shape[2] // nc
-        for b in numba.prange(nb):
-            for c in range(nc):
-                for k in range(nspk[b, c]):
-                    j = spk[b, c, k]
-                    weighted[b, t, c] += spike_weight[c, j]
-                    d = dest_core[c, j]
-                    if d >= 0:
-                        pending[b, (t + delay[c, j]) % slots, d * na + dest_axon[c, j]] = 1
-                    elif d == DEST_OUTPUT:
-                        outputs[b, t, dest_axon[c, j]] += 1
-
-    @numba.njit(parallel=True, cache=True)
-    def inject(phase, x_t, line, flat, pending):  # external inputs of one tick
-        for b in numba.prange(pending.shape[0]):
-            for k in range(line.shape[0]):
-                if x_t[b, line[k]]:
-                    pending[b, phase, flat[k]] = 1
-
-    _KERNELS.update(integrate_fire=integrate_fire, route=route, inject=inject,
-                    unsettled_at_rest=unsettled_at_rest)
+    _KERNELS.update(run_ticks=run_ticks, unsettled_at_rest=unsettled_at_rest,
+                    threads=numba.get_num_threads)
     return _KERNELS
 
 
@@ -188,29 +245,62 @@ class EventSimulator:
         def arr(x: torch.Tensor, dtype: type) -> np.ndarray:
             return np.ascontiguousarray(x.numpy().astype(dtype))
 
-        # (C, A, N) rows of W in the narrowest exact dtype: memory traffic is the cost here
-        small = spec.strength_abs_max <= 127
-        self.w = arr(program.effective_weights(), np.int8 if small else np.int16)
-        # input sums: |Σ_i W_ij| ≤ A · max|S|
-        self.acc_dtype = np.int32 if spec.axons * spec.strength_abs_max < 2**31 else np.int64
+        # (C, A, N) rows of W = B ∘ S(G) in the narrowest type that holds them: reading the
+        # rows of the active axons is the memory traffic that bounds this engine
+        w = program.effective_weights()
+        small = w.numel() == 0 or (int(w.min()) >= -128 and int(w.max()) <= 127)
+        self.w = arr(w, np.int8 if small else np.int16)
         self.fanout = arr(program.crossbar.sum(2), np.int64)  # (C, A)
-        self.leak = arr(program.leak, np.int32)
-        self.alpha = arr(program.threshold, np.int32)
-        self.beta = arr(program.neg_threshold, np.int32)
-        self.reset_value = arr(program.reset_value, np.int32)
-        self.reset_mode = arr(program.reset_mode, np.uint8)
-        self.neg_mode = arr(program.neg_mode, np.uint8)
-        self.dest_core = arr(program.dest_core, np.int64)
-        self.dest_axon = arr(program.dest_axon, np.int64)
-        self.delay = arr(program.delay, np.int64)
+        # per-neuron constants of steps 2–5, folded so that the update has no branch:
+        # reset = (V & keep) + add (absolute: keep 0, add R; linear: keep −1, add −α;
+        # none: keep −1, add 0), and below −β (nbeta) V becomes negv (−R or −β)
+        alpha, beta = program.threshold.long(), program.neg_threshold.long()
+        reset = program.reset_value.long()
+        mode = program.reset_mode.long()
+        absolute = mode == int(ResetMode.ABSOLUTE)
+        linear = mode == int(ResetMode.LINEAR)
+        neg_reset = program.neg_mode.long() == int(NegMode.RESET)
+        consts = {
+            "leak": program.leak.long(),
+            "alpha": alpha,
+            "nbeta": -beta,
+            "negv": torch.where(neg_reset, -reset, -beta),
+            "keep": torch.where(absolute, 0, -1),
+            "add": torch.where(absolute, reset, torch.where(linear, -alpha, 0)),
+        }
+        # in the narrowest integer type that holds them all (the update streams them every
+        # tick; one type for all six keeps numba to one compiled variant per type)
+        lo = min((int(t.min()) for t in consts.values() if t.numel()), default=0)
+        hi = max((int(t.max()) for t in consts.values() if t.numel()), default=0)
+        width = next(b for b in (8, 16, 32, 64) if -(2 ** (b - 1)) <= lo and hi < 2 ** (b - 1))
+        self.consts = q = {k: arr(t, np.dtype(f"int{width}").type) for k, t in consts.items()}
+        # the membrane and its running sum within a tick: |V| ≤ 2^(bits−1), plus the input
+        # sum ≤ A · max|S|, minus the leak; int32 when that cannot overflow, else int64
+        leak_max = int(program.leak.abs().max()) if program.leak.numel() else 0
+        bound = 2 ** (spec.membrane_bits - 1) + spec.axons * spec.strength_abs_max + leak_max
+        self.v_dtype = np.int32 if bound < 2**31 else np.int64
+        # the axon flags: one bit per axon, wpc 64-bit words per core, in a ring of slots
+        self.wpc = -(-a // 64)
         routed = program.dest_core >= 0
         self.slots = int(program.delay[routed].max()) + 1 if bool(routed.any()) else 1
-        self.in_line = arr(program.input_line, np.int64)
-        self.in_flat = arr(program.input_core.long() * a + program.input_axon.long(), np.int64)
+        self.delay = arr(program.delay, np.uint8)
+        # where each neuron's spikes go: its axon's flag within a slot, −1 − port for an output
+        # port, NOWHERE for none
+        dest, axon = program.dest_core.long(), program.dest_axon.long()
+        flag = dest * (self.wpc * 64) + axon
+        self.target_of = arr(torch.where(routed, flag, torch.where(
+            dest == DEST_OUTPUT, -1 - axon, torch.full_like(flag, NOWHERE))),
+            np.int32 if c * self.wpc * 64 < 2**31 else np.int64)
+        # the flags each input line sets: line_flag[line_ptr[l] : line_ptr[l + 1]]
+        lines = program.input_line.long()
+        order = torch.argsort(lines, stable=True)
+        self.line_ptr = arr(torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(
+            torch.bincount(lines, minlength=program.num_inputs), 0)]), np.int64)
+        in_flag = program.input_core.long() * (self.wpc * 64) + program.input_axon.long()
+        self.line_flag = arr(in_flag[order], np.int64)
         self.at_rest = np.zeros(c, np.bool_)  # cores that change with no input from V = 0
-        self.kernels["unsettled_at_rest"](self.leak, self.alpha, self.beta, self.reset_value,
-                                          self.neg_mode, spec.membrane_min, spec.membrane_max,
-                                          self.at_rest)
+        self.kernels["unsettled_at_rest"](q["leak"], q["alpha"], q["nbeta"], q["negv"],
+                                          spec.membrane_min, spec.membrane_max, self.at_rest)
 
     def run(self, inputs: torch.Tensor, ticks: int, *, record: bool = False,
             spike_weights: torch.Tensor | None = None) -> SimResult:
@@ -227,38 +317,36 @@ class EventSimulator:
         outputs = np.zeros((batch, ticks, p), np.int32)
         core_spikes = np.zeros((batch, ticks, c), np.int64)  # per tick and core
         events = np.zeros((batch, ticks, c), np.int64)
-        weighted = np.zeros((batch, ticks, c), np.float64)
+        weighted = np.zeros((batch, ticks if spike_weights is not None else 0, c), np.float64)
         updates = np.zeros((batch, c), np.int64)
         rec_shape = (batch, ticks, c, n) if record else (batch, 0, 0, 0)
         rec_spk = np.zeros(rec_shape, np.bool_)
         rec_v = np.zeros(rec_shape, np.int32)
 
-        per_frame = c * n * (4 + 8 + 8) + self.slots * c * a + c
-        chunk = max(1, min(batch, STATE_BYTES // per_frame))
+        state = (np.dtype(self.v_dtype).itemsize + 1 + 8) * n + 4 * a + 8 * self.slots * self.wpc
+        chunk = max(1, min(batch, STATE_BYTES // (c * state)))
+        q = self.consts
+        x = x.view(np.uint8)
+        if x.shape[2] % 8:  # input lines padded to whole 8-byte words
+            x = np.concatenate([x, np.zeros((batch, ticks_in, 8 - x.shape[2] % 8), np.uint8)], 2)
         for lo in range(0, batch, chunk):
             hi = min(batch, lo + chunk)
             nb = hi - lo
-            v = np.zeros((nb, c, n), np.int32)
-            acc = np.zeros((nb, c, n), self.acc_dtype)
-            pending = np.zeros((nb, self.slots, c * a), np.uint8)
-            unsettled = np.repeat(self.at_rest[None], nb, axis=0)
-            spk = np.zeros((nb, c, n), np.int32)
-            nspk = np.zeros((nb, c), np.int64)
-            xs = x[lo:hi]
-            for t in range(ticks):
-                phase = t % self.slots
-                if t < ticks_in:
-                    k["inject"](phase, np.ascontiguousarray(xs[:, t]), self.in_line,
-                                self.in_flat, pending)
-                k["integrate_fire"](
-                    t, phase, record, spec.membrane_min, spec.membrane_max, self.w, self.fanout,
-                    self.leak, self.alpha, self.beta, self.reset_value,
-                    self.reset_mode, self.neg_mode, v, acc, pending, unsettled, spk, nspk,
-                    events[lo:hi], core_spikes[lo:hi], updates[lo:hi], rec_spk[lo:hi],
-                    rec_v[lo:hi],
-                )
-                k["route"](t, self.slots, spk, nspk, self.dest_core, self.dest_axon, self.delay,
-                           weight, pending, outputs[lo:hi], weighted[lo:hi])
+            k["run_ticks"](
+                ticks, ticks_in, self.slots, k["threads"](),
+                np.ascontiguousarray(x[lo:hi]), self.line_ptr, self.line_flag, record,
+                spec.membrane_min, spec.membrane_max, self.w, self.fanout, q["leak"], q["alpha"],
+                q["nbeta"], q["negv"], q["keep"], q["add"], self.target_of, self.delay, weight,
+                np.zeros((nb, c, n), self.v_dtype),  # membranes
+                np.zeros((nb, self.slots * c * self.wpc), np.uint64),  # the ring of axon flags
+                np.zeros((nb * c, a), np.int32),  # each core's active axons this tick
+                np.repeat(self.at_rest[None], nb, axis=0),  # unsettled cores
+                np.zeros((nb, c, -(-n // 8) * 8), np.uint8),  # fired this tick (whole words)
+                np.zeros((nb, c, n), np.int64),  # where this tick's spikes go
+                np.zeros((nb, c), np.int64),  # how many
+                outputs[lo:hi], events[lo:hi], core_spikes[lo:hi], weighted[lo:hi],
+                updates[lo:hi], rec_spk[lo:hi], rec_v[lo:hi],
+            )
             self.calls += nb * ticks
         self.core_updates += int(updates.sum())
         return SimResult(
