@@ -159,3 +159,28 @@ def test_learning_actually_happens() -> None:
     t = _trainer(None)
     history = t.fit()
     assert history[-1]["train_loss"] < history[0]["train_loss"]
+
+
+def test_trinary_latent_weights_stay_in_range_and_keep_learning() -> None:
+    """After every step the trainer clips trinary layers' latent weights to [−1, 1]: with a
+    large learning rate, unclipped weights leave the range (and the straight-through estimator
+    gives them no gradient again); clipped ones stay inside and still move."""
+    from neurocore.layers.ternary import TernaryLinear
+
+    def fit(clip: bool) -> TernaryLinear:
+        torch.manual_seed(0)
+        layer = TernaryLinear(16, 2)
+        model = nn.Sequential(nn.Flatten(), layer)
+        if not clip:  # the same layer without the protocol
+            layer.neurocore_constrain = None  # type: ignore[assignment, method-assign]
+        cfg = TrainConfig(epochs=3, optimizer=OptimizerConfig(name="sgd", lr=5.0))
+        Trainer(model, _data(), cfg, max_value=255, batch_size=10, seed=5, progress=False).fit()
+        return layer
+
+    torch.manual_seed(0)
+    start = TernaryLinear(16, 2)  # fit() builds this same layer
+    free, clipped = fit(clip=False), fit(clip=True)
+    assert float(free.weight.detach().abs().max()) > 1.0
+    w = clipped.weight.detach()
+    assert float(w.abs().max()) <= 1.0 and bool((w.abs() == 1.0).any())
+    assert not torch.equal(w, start.weight.detach().clamp(-1, 1))

@@ -4,7 +4,10 @@ A latent float weight w is kept for training; the forward pass uses
 
     q(w) = round(clip(w, −1, 1)) ∈ {−1, 0, +1}      (|w| ≥ 0.5 ↦ ±1, else 0)
 
-with the straight-through gradient ∂q/∂w = 1[|w| ≤ 1]. ``to_int()`` gives the integer weights
+with the straight-through gradient ∂q/∂w = 1[|w| ≤ 1]. After every optimizer step the trainer
+calls ``neurocore_constrain()``, which clips the latent weights back to [−1, 1] (BinaryConnect,
+Courbariaux et al. 2015): a latent weight pushed past ±1 would otherwise get no gradient again
+and stay frozen at ±1 for the rest of training. ``to_int()`` gives the integer weights
 that the core compiler reads (the Brevitas habit: hardware code never re-derives rounding).
 There is no bias: the batch norm that follows is folded into an integer threshold.
 
@@ -73,6 +76,11 @@ class TernaryLinear(nn.Linear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.effective_weight())
 
+    @torch.no_grad()
+    def neurocore_constrain(self) -> None:
+        """Clip the latent weights to [−1, 1] (called after every optimizer step)."""
+        self.weight.clamp_(-1.0, 1.0)
+
     def to_int(self) -> torch.Tensor:
         """The trinary weights as int8, (out, in), zero outside the groups' blocks."""
         return (torch.round(torch.clamp(self.weight.detach(), -1, 1)) * self.mask).to(torch.int8)
@@ -99,6 +107,11 @@ class TernaryConv2d(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = ternarize(self.weight) if self.quantize else self.weight
         return self._conv_forward(x, w, None)
+
+    @torch.no_grad()
+    def neurocore_constrain(self) -> None:
+        """Clip the latent weights to [−1, 1] (called after every optimizer step)."""
+        self.weight.clamp_(-1.0, 1.0)
 
     def to_int(self) -> torch.Tensor:
         return torch.round(torch.clamp(self.weight.detach(), -1, 1)).to(torch.int8)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,6 +107,10 @@ class Trainer:
         self.shift = shift
         trainable = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = make_optimizer(cfg.optimizer, trainable)
+        # modules whose parameters must be put back in range after each optimizer step
+        self._constrained: list[Callable[[], None]] = [
+            constrain for m in model.modules()
+            if callable(constrain := getattr(m, "neurocore_constrain", None))]
         self.batches_per_epoch = max(1, -(-len(train) // batch_size))
         self.history: list[dict[str, Any]] = []
         self.stop_reason: str | None = None
@@ -205,6 +209,8 @@ class Trainer:
             if loss.requires_grad:  # a fully binarized network may have no gradient left
                 loss.backward()
                 self.optimizer.step()
+                for constrain in self._constrained:  # e.g. trinary layers clip latent weights
+                    constrain()
             batch_loss = float(loss.detach())
             for cb in self.callbacks:
                 cb.on_batch_end(self, info, batch_loss)
