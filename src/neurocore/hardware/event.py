@@ -62,7 +62,7 @@ def available() -> bool:
 
 
 def _kernels() -> dict[str, Any]:
-    """Compile (or load from numba's cache) the two per-tick kernels, once per process."""
+    """Compile (or load from numba's cache) the engine's kernels, once per process."""
     if _KERNELS:
         return _KERNELS
     if not available():
@@ -84,8 +84,7 @@ def _kernels() -> dict[str, Any]:
         for c in numba.prange(leak.shape[0]):  # V = 0 everywhere before the first tick
             moving = False
             for j in range(leak.shape[1]):
-                moving |= moves(0, leak[c, j], alpha[c, j], nbeta[c, j], negv[c, j], v_lo,
-                                    v_hi)
+                moving |= moves(0, leak[c, j], alpha[c, j], nbeta[c, j], negv[c, j], v_lo, v_hi)
             out[c] = moving
 
     @numba.njit(cache=True)
