@@ -25,7 +25,8 @@ One compiled call runs every tick of a chunk of frames. Within a tick the (frame
 run in parallel; inputs and deliveries run in parallel over (frame, range of destination
 cores) so that no two threads write one flag word (numba ``prange``; threads as
 ``numba.set_num_threads``). The membrane is int32 unless 2^(bits−1) + A · max|S| + max|λ|
-could overflow it (then int64), the per-neuron constants int16 when they fit — all exact.
+could overflow it (then int64), the per-neuron constants in the narrowest integer type that
+holds them all — all exact.
 Frames run in chunks bounded in memory (:data:`STATE_BYTES`).
 
 numba is the optional extra ``neurocore[fast]``; :func:`available` says whether it is installed,
@@ -158,7 +159,7 @@ class EventSimulator:
         spec = self.program.spec
         batch, ticks_in = x.shape[0], x.shape[1]
         p = self.program.num_outputs
-        weight = np.zeros((c, n), np.float64)
+        weight = np.zeros((0, 0), np.float64)  # read only when given
         if spike_weights is not None:
             weight = np.ascontiguousarray(spike_weights.reshape(c, n).to(torch.float64).numpy())
         outputs = np.zeros((batch, ticks, p), np.int32)

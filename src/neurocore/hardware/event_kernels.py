@@ -147,7 +147,8 @@ def run_ticks(  # every tick of one chunk of frames (module doc: steps 1–6)
                     for j in range(8 * q, 8 * q + 8):
                         if fired[b, c, j]:
                             n_fired += 1
-                            spent += spike_weight[c, j]
+                            if weigh:
+                                spent += spike_weight[c, j]
                             goes = target_of[c, j]
                             if goes >= 0:  # an axon flag, in the slot `delay` ticks on
                                 goes += ((t + delay[c, j]) % slots) * plane
