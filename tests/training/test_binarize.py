@@ -25,8 +25,9 @@ from neurocore.config import (
 from neurocore.data import Split
 from neurocore.errors import NeurocoreError
 from neurocore.layers import build_model
-from neurocore.neurons.binary import Whetstone
+from neurocore.neurons.binary import NoisyReLU, Whetstone, binary_activations, fully_binary
 from neurocore.training import BatchInfo, Callback, Trainer
+from neurocore.training import trainer as trainer_module
 from neurocore.training.binarize import (
     Binarize,
     BinaryMetrics,
@@ -217,6 +218,46 @@ def test_binary_metrics_logged_and_summary() -> None:
     assert summary["phases"]["before"]["epochs"] == 3
     assert summary["phases"]["during"]["epochs"] == 1
     assert summary["test_accuracy_before_binarization"] == history[2]["test_accuracy_current"]
+
+
+@pytest.mark.parametrize("kind", ["whetstone", "noisy_relu"])
+def test_binary_metrics_runs_a_fully_binary_model_once_per_split(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    r = validate_recipe({"name": "t", "model": {"layers": [
+        {"type": "flatten"}, {"type": "linear", "out_features": 12}, {"type": "batchnorm"},
+        {"type": kind}, {"type": "linear", "out_features": 8}, {"type": "batchnorm"},
+        {"type": kind}, {"type": "nhot_decode", "classes": 2, "hot": 4},
+    ]}}, "t.yaml")
+    torch.manual_seed(0)
+    model = build_model(list(r.model.layers), (1, 4, 4), 2).eval()
+    splits = {"val": _data(40, seed=8), "test": _data(32, seed=9)}
+    passes: list[int] = []
+    real = trainer_module.evaluate
+    monkeypatch.setattr(trainer_module, "evaluate",
+                        lambda *a, **k: passes.append(1) or real(*a, **k))
+    binary_metrics(model, splits, 255)
+    assert len(passes) == 4  # not yet binary: as it stands, and stepped, per split
+    for _, m in binary_activations(model):
+        if isinstance(m, Whetstone):
+            m.sharpness.fill_(1.0)
+        else:
+            assert isinstance(m, NoisyReLU)
+            m.binary.fill_(True)
+    # the shortcut's premise: a model whose activations are all binary already computes its step
+    x = next(iter(splits["val"].batches(40, 255)))[0]
+    with torch.no_grad():
+        as_is = model(x)
+        with fully_binary(model):
+            stepped = model(x)
+    assert torch.equal(as_is, stepped)
+    passes.clear()
+    out = binary_metrics(model, splits, 255)
+    assert len(passes) == 2  # one per split
+    with fully_binary(model):
+        expected = {n: real(model, s, 255, 1000).accuracy for n, s in splits.items()}
+    for name, acc in expected.items():
+        assert out[f"{name}_accuracy_current"] == out[f"{name}_accuracy_binary"] == acc
 
 
 def test_method_must_match_the_model() -> None:

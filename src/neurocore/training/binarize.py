@@ -299,14 +299,19 @@ def binary_metrics(
     model: nn.Module, splits: dict[str, Split], max_value: int, batch_size: int = 1000
 ) -> dict[str, Any]:
     """Accuracy as the model stands and fully binarized per split; the active fraction per
-    binary layer, fully binarized, on the first split."""
+    binary layer, fully binarized, on the first split. Once every binary activation already
+    computes its step (``is_binary``), the two accuracies are one and each split is run once."""
     from neurocore.training.trainer import evaluate
 
+    already = all(m.is_binary() for _, m in binary_activations(model))
     out: dict[str, Any] = {}
     for i, (name, split) in enumerate(splits.items()):
-        out[f"{name}_accuracy_current"] = evaluate(model, split, max_value, batch_size).accuracy
+        if not already:
+            out[f"{name}_accuracy_current"] = evaluate(model, split, max_value, batch_size).accuracy
         with fully_binary(model), ActivityRecorder(model) as activity:
             out[f"{name}_accuracy_binary"] = evaluate(model, split, max_value, batch_size).accuracy
+        if already:
+            out[f"{name}_accuracy_current"] = out[f"{name}_accuracy_binary"]
         if i == 0:
             out["active_fraction"] = activity.fractions()
     return out
