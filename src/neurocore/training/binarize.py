@@ -306,12 +306,11 @@ def binary_metrics(
     already = all(m.is_binary() for _, m in binary_activations(model))
     out: dict[str, Any] = {}
     for i, (name, split) in enumerate(splits.items()):
-        if not already:
-            out[f"{name}_accuracy_current"] = evaluate(model, split, max_value, batch_size).accuracy
         with fully_binary(model), ActivityRecorder(model) as activity:
-            out[f"{name}_accuracy_binary"] = evaluate(model, split, max_value, batch_size).accuracy
-        if already:
-            out[f"{name}_accuracy_current"] = out[f"{name}_accuracy_binary"]
+            binary = evaluate(model, split, max_value, batch_size).accuracy
+        out[f"{name}_accuracy_current"] = (
+            binary if already else evaluate(model, split, max_value, batch_size).accuracy)
+        out[f"{name}_accuracy_binary"] = binary
         if i == 0:
             out["active_fraction"] = activity.fractions()
     return out
