@@ -126,3 +126,40 @@ def test_compile_a_folder_without_a_run_exits_2(
     assert main(["compile", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
+
+
+def test_ensemble_of_two_binary_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from neurocore.hardware.program import Program
+
+    runs = [tmp_path / "a", tmp_path / "b"]
+    for seed, run_dir in enumerate(runs):
+        argv = ["run", BINARY_DIGITS, "--out", str(run_dir), "--quiet", "--set", f"seed={seed}"]
+        assert main(argv + [a for kv in QUICK for a in ("--set", kv)]) == 0
+    capsys.readouterr()
+    out = tmp_path / "ens"
+    assert main(["ensemble", *map(str, runs), "--out", str(out), "--frames", "120"]) == 0
+    assert f"ensemble folder: {out}" in capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text())
+    hw, members = report["hardware"], report["ensemble"]["members"]
+    alone = [Program.load(r / "program.safetensors").num_cores for r in runs]
+    assert [m["cores"] for m in members] == alone
+    assert hw["cores"] == sum(alone) == Program.load(out / "program.safetensors").num_cores
+    assert hw["frames"] == 120 and hw["mismatches"] == 0
+    assert report["members"] == 2 and report["hardware_mismatches"] == 0
+
+    # user mistakes: one error line each, nothing overwritten
+    before = (out / "report.json").read_bytes()
+    for argv, message in [
+        (["ensemble", str(runs[0]), "--out", str(tmp_path / "x")], "at least two run folders"),
+        (["ensemble", str(runs[0]), str(runs[0]), "--out", str(tmp_path / "x")],
+         "named twice"),
+        (["ensemble", *map(str, runs), "--out", str(runs[1]), "--overwrite"],
+         "is a member's run folder"),
+        (["ensemble", *map(str, runs), "--out", str(out)], "pass --overwrite"),
+        (["ensemble", str(runs[0]), str(tmp_path), "--out", str(tmp_path / "x")],
+         "not a run folder"),
+    ]:
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err and "Traceback" not in err
+    assert (out / "report.json").read_bytes() == before

@@ -82,6 +82,17 @@ def parser() -> argparse.ArgumentParser:
     simp.add_argument("--engine", choices=("auto", "event", "dense"), default="auto",
                       help="event-driven (needs numba), dense (torch), or auto (event if it can)")
     simp.add_argument("--json", action="store_true")
+
+    ens = sub.add_parser("ensemble", help="compile finished binary runs side by side into one "
+                         "program whose members vote; simulate and compare with the models")
+    ens.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
+    ens.add_argument("--out", type=Path, required=True,
+                     help="folder for program.safetensors, report.md and report.json")
+    ens.add_argument("--data-dir", default=None)
+    ens.add_argument("--frames", type=int, default=None, help="only the first N test images")
+    ens.add_argument("--strategy", default=None,
+                     help="compiler strategy for every member (default: each recipe's)")
+    ens.add_argument("--overwrite", action="store_true", help="replace the files in --out")
     return ap
 
 
@@ -149,6 +160,15 @@ def _simulate(args: argparse.Namespace, console: Console) -> None:
             console.print(f"{key}: {result[key]}", markup=False)
 
 
+def _ensemble(args: argparse.Namespace, console: Console) -> None:
+    from neurocore.pipeline import ensemble_runs
+
+    report = ensemble_runs(args.run_dirs, args.out, data_dir=args.data_dir, frames=args.frames,
+                           strategy=args.strategy, overwrite=args.overwrite)
+    print(report.to_markdown())
+    print(f"ensemble folder: {args.out}")
+
+
 def _run(args: argparse.Namespace, console: Console) -> None:
     from neurocore.config import load_recipe
     from neurocore.pipeline import run_recipe
@@ -180,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     try:
         commands = {"run": _run, "inspect": _inspect, "compile": _compile, "simulate": _simulate,
-                    "convert": _convert}
+                    "convert": _convert, "ensemble": _ensemble}
         commands[args.command](args, console)
     except NeurocoreError as e:
         print(f"error: {e}", file=sys.stderr)

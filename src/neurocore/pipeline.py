@@ -1,5 +1,5 @@
-"""From a recipe to a report: the stages of ``neurocore run``, ``inspect``, ``compile`` and
-``simulate``.
+"""From a recipe to a report: the stages of ``neurocore run``, ``inspect``, ``compile``,
+``simulate`` and ``ensemble``.
 
     recipe ──validate──▶ Recipe ──load data──▶ Dataset ──build──▶ model
            ──Trainer.fit (+ Binarize when the recipe has ``binary``, Symmetrize when it has
@@ -8,6 +8,9 @@
            ──[binary]   fold ──▶ folded network checked against the model
            ──[hardware] compile ──▶ program.safetensors ──simulate──▶ hardware accuracy, energy
            ──▶ Report ──▶ report.md / report.json
+
+    run folders ──[ensemble] fold + compile each ──merge_programs──▶ one program
+           ──simulate──▶ compared with the members' summed outputs ──▶ report.md / report.json
 
 The run folder holds everything a later stage or a resumed run needs:
 ``config.yaml`` (the resolved recipe), ``metrics.jsonl``, ``checkpoint.safetensors`` (training
@@ -36,6 +39,7 @@ from neurocore.errors import RunDirError
 from neurocore.hardware import deploy
 from neurocore.hardware.compiler import Strategy, compile_network, layer_table
 from neurocore.hardware.energy import FP32_MAC, OP_COUNT_CAVEAT, ann_energy_uj
+from neurocore.hardware.ensemble import Ensemble, merge_programs
 from neurocore.hardware.fold import fold, fold_check
 from neurocore.hardware.program import Program
 from neurocore.io import atomic_write_text
@@ -195,7 +199,16 @@ def hardware_section(
     with the model (its test predictions ``model_pred`` when already known)."""
     compiled = compile_network(fold(model), input_shape, strategy=strategy)
     compiled.program.save(out / PROGRAM)
-    ev = deploy.evaluate(compiled.program, model, test, max_value, int(report.summary["macs"]),
+    program_section(report, compiled.program, model, test, max_value, frames, model_pred)
+
+
+def program_section(
+    report: Report, program: Program, model: nn.Module, test: Split, max_value: int,
+    frames: int | None, model_pred: torch.Tensor | None = None,
+) -> None:
+    """Simulate ``program`` on the test set, compare it with ``model`` frame by frame and add
+    the ``hardware`` section (the ANN energy from ``report.summary["macs"]``)."""
+    ev = deploy.evaluate(program, model, test, max_value, int(report.summary["macs"]),
                          frames, model_pred=model_pred)
     data = ev.to_dict()
     data["test_accuracy"] = data.pop("hardware_accuracy")
@@ -346,6 +359,75 @@ def compile_run(run_dir: Path, out: Path | None = None, strategy: str | None = N
     path = out if out is not None else run_dir / PROGRAM
     compiled.program.save(path)
     return path, layer_table(compiled.layers, compiled.placement)
+
+
+def ensemble_runs(
+    run_dirs: list[Path], out: Path, *, data_dir: str | None = None, frames: int | None = None,
+    strategy: str | None = None, overwrite: bool = False,
+) -> Report:
+    """Compile finished binary runs side by side into one program
+    (:func:`~neurocore.hardware.ensemble.merge_programs`), simulate it on the test split and
+    compare it frame by frame with the members' summed outputs; report.md / report.json and
+    program.safetensors go to ``out``. ``strategy`` overrides each recipe's
+    ``hardware.strategy``."""
+    t0 = time.perf_counter()
+    if len(run_dirs) < 2:
+        raise RunDirError(f"an ensemble needs at least two run folders, got {len(run_dirs)}")
+    resolved = [d.resolve() for d in run_dirs]
+    if len(set(resolved)) != len(resolved):
+        raise RunDirError("a run folder is named twice: an ensemble of copies votes as one member")
+    if out.resolve() in resolved:
+        raise RunDirError(f"--out {out} is a member's run folder: choose another folder")
+    files = (PROGRAM, "report.md", "report.json")
+    if any((out / f).exists() for f in files) and not overwrite:
+        raise RunDirError(f"{out} already holds a program or a report: pass --overwrite to "
+                          "replace them")
+    members, programs, rows = [], [], []
+    dataset, macs = None, 0
+    for d in run_dirs:
+        recipe, model, shape = model_for_inspection(d, [], data_dir)
+        if dataset is not None and recipe.data.dataset != dataset:
+            raise RunDirError(f"{d}: trained on {recipe.data.dataset}, the first member on "
+                              f"{dataset}; members must share the data set")
+        dataset = recipe.data.dataset
+        model.eval()
+        chosen = strategy or (recipe.hardware.strategy if recipe.hardware else "duplicate-axons")
+        programs.append(compile_network(fold(model), shape, strategy=cast(Strategy, chosen))
+                        .program)
+        macs += inspect_model(model, shape).total_macs
+        members.append(model)
+    assert dataset is not None
+    program = merge_programs(programs, [f"m{i}" for i in range(len(programs))])
+    data = load_dataset(dataset, data_dir)
+    max_value = data.info.max_value
+    labels = data.test.labels
+    for i, (d, model, p) in enumerate(zip(run_dirs, members, programs, strict=True)):
+        pred = deploy.model_predictions(model, data.test, max_value)
+        rows.append({"member": f"m{i}", "run": str(d), "cores": p.num_cores,
+                     "test_accuracy": int((pred == labels).sum()) / len(labels)})
+    ensemble = Ensemble(members)
+    model_pred = deploy.model_predictions(ensemble, data.test, max_value)
+
+    out.mkdir(parents=True, exist_ok=True)
+    program.save(out / PROGRAM)
+    report = Report(f"neurocore ensemble: {len(members)} members")
+    report.summary.update(
+        dataset=data.info.name, members=len(members), test_examples=len(data.test),
+        test_accuracy=int((model_pred == labels).sum()) / len(labels), macs=macs,
+    )
+    report.add_section(
+        "ensemble", "Members (fully binary models; the ensemble adds their class scores)",
+        {"members": rows},
+        markdown_table(["member", "run folder", "cores", "test accuracy"],
+                       [[r["member"], r["run"], r["cores"], r["test_accuracy"]] for r in rows]),
+    )
+    program_section(report, program, ensemble, data.test, max_value, frames, model_pred)
+    report.summary["wall_seconds"] = time.perf_counter() - t0
+    env = environment()
+    report.add_section("environment", "Environment", env,
+                       markdown_table(["key", "value"], [[k, v] for k, v in env.items()]))
+    report.write(out)
+    return report
 
 
 def simulate_program(
