@@ -54,11 +54,20 @@ class ScheduleConfig(Section):
     gamma: float = Field(default=0.1, gt=0)
 
 
+class DistillConfig(Section):
+    """Learn from a finished run's outputs too (:mod:`neurocore.training.distill`)."""
+
+    teacher: str  # the teacher's run folder (config.yaml + model.safetensors)
+    temperature: float = Field(default=4.0, gt=0)
+    weight: float = Field(default=0.9, ge=0, le=1)  # of the soft term; 1 − weight: the labels'
+
+
 class TrainConfig(Section):
     epochs: int = Field(default=10, ge=0)
     optimizer: OptimizerConfig = OptimizerConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     label_smoothing: float = Field(default=0.0, ge=0, lt=1)
+    distill: DistillConfig | None = None
 
 
 # ---- symmetric kernels (neurocore.training.symmetrize) -------------------------------------

@@ -267,11 +267,14 @@ def run_recipe(
         ]
     if recipe.symmetric is not None:
         callbacks.append(Symmetrize(recipe.symmetric))
+    teacher = None
+    if recipe.train.distill is not None:
+        teacher = load_teacher(Path(recipe.train.distill.teacher), recipe, data_dir)
     trainer = Trainer(
         model, train, recipe.train,
         max_value=data.info.max_value, batch_size=recipe.data.batch_size, seed=recipe.seed,
         run_dir=out, val=val, eval_batch_size=recipe.data.eval_batch_size, progress=progress,
-        callbacks=callbacks, shift=recipe.data.shift,
+        callbacks=callbacks, shift=recipe.data.shift, teacher=teacher,
     )
     history = trainer.fit(resume=resume)
     save_weights(out / WEIGHTS, model, {"recipe": recipe.name})
@@ -339,6 +342,24 @@ def model_for_inspection(
             raise RunDirError(f"{target}: the run has not finished ({WEIGHTS} missing)")
         load_weights(model, weights)
     return recipe, model, info.input_shape
+
+
+def load_teacher(run_dir: Path, recipe: Recipe, data_dir: str | None) -> nn.Module:
+    """A finished run's model as the teacher of ``recipe`` (``train.distill.teacher``); it must
+    have been trained on the same data set."""
+    where = f"train.distill.teacher: {run_dir}"
+    if not run_dir.is_dir():
+        raise RunDirError(f"{where}: no such run folder")
+    if not (run_dir / CONFIG).exists():
+        raise RunDirError(f"{where}: not a run folder ({CONFIG} missing)")
+    dataset = load_recipe(run_dir / CONFIG).data.dataset
+    if dataset != recipe.data.dataset:
+        raise RunDirError(f"{where}: the teacher was trained on {dataset}, this recipe trains "
+                          f"on {recipe.data.dataset}")
+    try:
+        return model_for_inspection(run_dir, [], data_dir)[1]
+    except RunDirError as e:
+        raise RunDirError(f"train.distill.teacher: {e}") from None
 
 
 def inspect_target(target: Path, overrides: list[str], data_dir: str | None) -> ModelInspection:

@@ -28,6 +28,7 @@ from neurocore.data.augment import random_shift
 from neurocore.errors import RunDirError
 from neurocore.io import atomic_write_text
 from neurocore.training.checkpoint import CHECKPOINT, METRICS, load_checkpoint, save_checkpoint
+from neurocore.training.distill import distillation_loss
 from neurocore.training.hooks import BatchInfo, Callback
 from neurocore.training.schedule import learning_rate
 
@@ -92,8 +93,12 @@ class Trainer:
         callbacks: Sequence[Callback] = (),
         progress: bool = True,
         shift: int = 0,
+        teacher: nn.Module | None = None,
     ) -> None:
+        if (teacher is None) != (cfg.distill is None):
+            raise ValueError("a teacher model is needed exactly when cfg.distill is set")
         self.model = model
+        self.teacher = teacher.eval().requires_grad_(False) if teacher is not None else None
         self.train_split = train
         self.val_split = val if val is not None and len(val) > 0 else None
         self.cfg = cfg
@@ -204,7 +209,13 @@ class Trainer:
                 cb.on_batch_start(self, info)
             x = random_shift(x, self.shift, order)
             logits = self.model(x)  # (B, classes)
-            loss = F.cross_entropy(logits, y, label_smoothing=self.cfg.label_smoothing)
+            if self.teacher is not None and (d := self.cfg.distill) is not None:
+                with torch.no_grad():
+                    target = self.teacher(x)
+                loss = distillation_loss(logits, target, y, d.temperature, d.weight,
+                                         self.cfg.label_smoothing)
+            else:
+                loss = F.cross_entropy(logits, y, label_smoothing=self.cfg.label_smoothing)
             self.optimizer.zero_grad(set_to_none=True)
             if loss.requires_grad:  # a fully binarized network may have no gradient left
                 loss.backward()
