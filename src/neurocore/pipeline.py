@@ -110,6 +110,15 @@ def environment() -> dict[str, object]:
     }
 
 
+def finish_report(report: Report, out: Path, t0: float) -> None:
+    """Add the wall time since ``t0`` and the environment; write report.md / report.json."""
+    report.summary["wall_seconds"] = time.perf_counter() - t0
+    env = environment()
+    report.add_section("environment", "Environment", env,
+                       markdown_table(["key", "value"], [[k, v] for k, v in env.items()]))
+    report.write(out)
+
+
 def inspection_section(report: Report, insp: ModelInspection) -> None:
     energy = ann_energy_uj(insp.total_macs)
     report.summary["ann_energy_uj_per_frame"] = energy
@@ -314,11 +323,7 @@ def run_recipe(
     if recipe.hardware is not None:
         hardware_section(report, model, data.test, data.info.max_value, data.info.input_shape,
                          out, recipe.hardware.frames, recipe.hardware.strategy, model_pred)
-    report.summary["wall_seconds"] = time.perf_counter() - t0
-    env = environment()
-    report.add_section("environment", "Environment", env,
-                       markdown_table(["key", "value"], [[k, v] for k, v in env.items()]))
-    report.write(out)
+    finish_report(report, out, t0)
     return report
 
 
@@ -443,11 +448,7 @@ def ensemble_runs(
                        [[r["member"], r["run"], r["cores"], r["test_accuracy"]] for r in rows]),
     )
     program_section(report, program, ensemble, data.test, max_value, frames, model_pred)
-    report.summary["wall_seconds"] = time.perf_counter() - t0
-    env = environment()
-    report.add_section("environment", "Environment", env,
-                       markdown_table(["key", "value"], [[k, v] for k, v in env.items()]))
-    report.write(out)
+    finish_report(report, out, t0)
     return report
 
 
