@@ -148,6 +148,9 @@ def test_ensemble_of_two_binary_runs(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert report["members"] == 2 and report["hardware_mismatches"] == 0
 
     # user mistakes: one error line each, nothing overwritten
+    float_run = tmp_path / "float"  # a network that does not fold: named in the error
+    assert main(["run", DIGITS, "--out", str(float_run), "--quiet", "--set", "train.epochs=1"]) == 0
+    capsys.readouterr()
     before = (out / "report.json").read_bytes()
     for argv, message in [
         (["ensemble", str(runs[0]), "--out", str(tmp_path / "x")], "at least two run folders"),
@@ -158,6 +161,8 @@ def test_ensemble_of_two_binary_runs(tmp_path: Path, capsys: pytest.CaptureFixtu
         (["ensemble", *map(str, runs), "--out", str(out)], "pass --overwrite"),
         (["ensemble", str(runs[0]), str(tmp_path), "--out", str(tmp_path / "x")],
          "not a run folder"),
+        (["ensemble", str(runs[0]), str(float_run), "--out", str(tmp_path / "x")],
+         f"{float_run}: layer "),
     ]:
         assert main(argv) == 2
         err = capsys.readouterr().err

@@ -35,7 +35,7 @@ from neurocore.analysis.inspect import ModelInspection, format_text, inspect_mod
 from neurocore.analysis.report import Report, markdown_table
 from neurocore.config import Recipe, load_recipe, recipe_to_yaml
 from neurocore.data import Split, dataset_info, load_dataset, validation_split
-from neurocore.errors import RunDirError
+from neurocore.errors import NeurocoreError, RunDirError
 from neurocore.hardware import deploy
 from neurocore.hardware.compiler import Strategy, compile_network, layer_table
 from neurocore.hardware.energy import FP32_MAC, OP_COUNT_CAVEAT, ann_energy_uj
@@ -418,8 +418,11 @@ def ensemble_runs(
         dataset = recipe.data.dataset
         model.eval()
         chosen = strategy or (recipe.hardware.strategy if recipe.hardware else "duplicate-axons")
-        programs.append(compile_network(fold(model), shape, strategy=cast(Strategy, chosen))
-                        .program)
+        try:
+            programs.append(compile_network(fold(model), shape, strategy=cast(Strategy, chosen))
+                            .program)
+        except NeurocoreError as e:
+            raise RunDirError(f"{d}: {e}") from None
         macs += inspect_model(model, shape).total_macs
         members.append(model)
     assert dataset is not None
