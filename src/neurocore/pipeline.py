@@ -426,16 +426,19 @@ def ensemble_runs(
         macs += inspect_model(model, shape).total_macs
         members.append(model)
     assert dataset is not None
-    program = merge_programs(programs, [f"m{i}" for i in range(len(programs))])
+    program = merge_programs(programs)  # members named m0, m1, ...
     data = load_dataset(dataset, data_dir)
     max_value = data.info.max_value
     labels = data.test.labels
+    total = None  # the members' scores added in member order, as Ensemble.forward adds them
     for i, (d, model, p) in enumerate(zip(run_dirs, members, programs, strict=True)):
-        pred = deploy.model_predictions(model, data.test, max_value)
+        scores = deploy.model_outputs(model, data.test, max_value)
+        total = scores if total is None else total + scores
         rows.append({"member": f"m{i}", "run": str(d), "cores": p.num_cores,
-                     "test_accuracy": int((pred == labels).sum()) / len(labels)})
+                     "test_accuracy": int((scores.argmax(1) == labels).sum()) / len(labels)})
+    assert total is not None
     ensemble = Ensemble(members)
-    model_pred = deploy.model_predictions(ensemble, data.test, max_value)
+    model_pred = total.argmax(1)
 
     out.mkdir(parents=True, exist_ok=True)
     program.save(out / PROGRAM)

@@ -180,16 +180,22 @@ class HardwareEvaluation:
 
 
 @torch.no_grad()
-def model_predictions(model: nn.Module, split: Split, max_value: int,
-                      frames: int | None = None, batch_size: int = 1000) -> torch.Tensor:
+def model_outputs(model: nn.Module, split: Split, max_value: int,
+                  batch_size: int = 1000) -> torch.Tensor:
+    """(N, classes) scores of the fully binary model over a split, in eval mode (restored)."""
     was = model.training
     model.eval()
     out = []
     with fully_binary(model):
         for x, _ in split.batches(batch_size, max_value):
-            out.append(model(x).argmax(1))
+            out.append(model(x))
     model.train(was)
-    preds = torch.cat(out)
+    return torch.cat(out)
+
+
+def model_predictions(model: nn.Module, split: Split, max_value: int,
+                      frames: int | None = None, batch_size: int = 1000) -> torch.Tensor:
+    preds = model_outputs(model, split, max_value, batch_size).argmax(1)
     return preds[:frames] if frames is not None else preds
 
 
