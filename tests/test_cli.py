@@ -146,6 +146,9 @@ def test_ensemble_of_two_binary_runs(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert hw["cores"] == sum(alone) == Program.load(out / "program.safetensors").num_cores
     assert hw["frames"] == 120 and hw["mismatches"] == 0
     assert report["members"] == 2 and report["hardware_mismatches"] == 0
+    # members, ensemble model and cores are scored on the same 120 frames
+    assert report["test_examples"] == 120
+    assert report["test_accuracy"] == hw["test_accuracy"] == hw["model_test_accuracy"]
 
     # user mistakes: one error line each, nothing overwritten
     float_run = tmp_path / "float"  # a network that does not fold: named in the error

@@ -429,10 +429,13 @@ def ensemble_runs(
     program = merge_programs(programs)  # members named m0, m1, ...
     data = load_dataset(dataset, data_dir)
     max_value = data.info.max_value
-    labels = data.test.labels
+    # the members, the ensemble model and the cores all see the same (first ``frames``) images
+    test = data.test if frames is None else data.test.take(torch.arange(min(frames,
+                                                                             len(data.test))))
+    labels = test.labels
     total = None  # the members' scores added in member order, as Ensemble.forward adds them
     for i, (d, model, p) in enumerate(zip(run_dirs, members, programs, strict=True)):
-        scores = deploy.model_outputs(model, data.test, max_value)
+        scores = deploy.model_outputs(model, test, max_value)
         total = scores if total is None else total + scores
         rows.append({"member": f"m{i}", "run": str(d), "cores": p.num_cores,
                      "test_accuracy": int((scores.argmax(1) == labels).sum()) / len(labels)})
@@ -444,7 +447,7 @@ def ensemble_runs(
     program.save(out / PROGRAM)
     report = Report(f"neurocore ensemble: {len(members)} members")
     report.summary.update(
-        dataset=data.info.name, members=len(members), test_examples=len(data.test),
+        dataset=data.info.name, members=len(members), test_examples=len(test),
         test_accuracy=int((model_pred == labels).sum()) / len(labels), macs=macs,
     )
     report.add_section(
@@ -453,7 +456,7 @@ def ensemble_runs(
         markdown_table(["member", "run folder", "cores", "test accuracy"],
                        [[r["member"], r["run"], r["cores"], r["test_accuracy"]] for r in rows]),
     )
-    program_section(report, program, ensemble, data.test, max_value, frames, model_pred)
+    program_section(report, program, ensemble, test, max_value, None, model_pred)
     finish_report(report, out, t0)
     return report
 
