@@ -37,7 +37,7 @@ from neurocore.config import Recipe, load_recipe, recipe_to_yaml
 from neurocore.data import Split, dataset_info, load_dataset, validation_split
 from neurocore.errors import NeurocoreError, RunDirError
 from neurocore.hardware import deploy
-from neurocore.hardware.compiler import Strategy, compile_network, layer_table
+from neurocore.hardware.compiler import CompiledNetwork, Strategy, compile_network, layer_table
 from neurocore.hardware.energy import FP32_MAC, OP_COUNT_CAVEAT, ann_energy_uj
 from neurocore.hardware.ensemble import Ensemble, merge_programs
 from neurocore.hardware.fold import fold, fold_check
@@ -373,15 +373,22 @@ def inspect_target(target: Path, overrides: list[str], data_dir: str | None) -> 
 
 
 
+def compile_trained(recipe: Recipe, model: nn.Module, shape: tuple[int, ...],
+                    strategy: str | None = None) -> CompiledNetwork:
+    """Fold a trained model (put in eval mode) and compile it with ``strategy``, else the
+    recipe's ``hardware.strategy``, else duplicate-axons."""
+    model.eval()
+    if strategy is None:
+        strategy = recipe.hardware.strategy if recipe.hardware is not None else "duplicate-axons"
+    return compile_network(fold(model), shape, strategy=cast(Strategy, strategy))
+
+
 def compile_run(run_dir: Path, out: Path | None = None, strategy: str | None = None,
                 ) -> tuple[Path, list[dict[str, Any]]]:
     """Fold and compile a finished run's model; save the program (default in the run folder).
     ``strategy`` overrides the recipe's ``hardware.strategy`` (default duplicate-axons)."""
     recipe, model, shape = model_for_inspection(run_dir, [], None)
-    model.eval()
-    if strategy is None:
-        strategy = recipe.hardware.strategy if recipe.hardware is not None else "duplicate-axons"
-    compiled = compile_network(fold(model), shape, strategy=cast(Strategy, strategy))
+    compiled = compile_trained(recipe, model, shape, strategy)
     path = out if out is not None else run_dir / PROGRAM
     compiled.program.save(path)
     return path, layer_table(compiled.layers, compiled.placement)
@@ -416,11 +423,8 @@ def ensemble_runs(
             raise RunDirError(f"{d}: trained on {recipe.data.dataset}, the first member on "
                               f"{dataset}; members must share the data set")
         dataset = recipe.data.dataset
-        model.eval()
-        chosen = strategy or (recipe.hardware.strategy if recipe.hardware else "duplicate-axons")
         try:
-            programs.append(compile_network(fold(model), shape, strategy=cast(Strategy, chosen))
-                            .program)
+            programs.append(compile_trained(recipe, model, shape, strategy).program)
         except NeurocoreError as e:
             raise RunDirError(f"{d}: {e}") from None
         macs += inspect_model(model, shape).total_macs
