@@ -90,6 +90,9 @@ class SymmetricConfig(Section):
     target: Literal["latent", "ternary"] = "latent"  # project clip(w, −1, 1) or round(clip(w))
     exclude: list[str] = Field(default_factory=list)  # ternary conv layers left unconstrained
     beam: int = Field(default=32, ge=1)  # nearest_symmetric's search width
+    # after its projection a layer is frozen (the paper), or keeps its type pattern (ρ, σ, q)
+    # and trains its strength tables f (neurocore.training.symmetrize, "Tying")
+    after: Literal["freeze", "tie"] = "freeze"
 
 
 # ---- binary communication (neurocore.training.binarize) ------------------------------------

@@ -41,6 +41,8 @@ from neurocore.training.symmetrize import (
     saturated,
     symmetric_groups,
     symmetric_summary,
+    tie_to_types,
+    type_index,
 )
 from support import KillAt, Killed, assert_same_state
 
@@ -237,9 +239,68 @@ def test_projected_layers_are_symmetric_and_frozen_bit_for_bit(
     assert summary["check"] == {"conv0": True, "conv1": True}
 
 
+def test_tie_to_types_is_the_mean_of_each_type_class() -> None:
+    g = torch.Generator().manual_seed(3)
+    w = torch.rand(5, 2, 3, 3, generator=g, dtype=torch.float64) * 2 - 1
+    types = torch.randint(0, 4, (5, 2, 3, 3), generator=g)
+    types[0] = 2  # one output whose entries are all of one type
+    expected = w.clone()
+    for o in range(5):  # independent reference: a loop over outputs and types
+        for t in range(4):
+            sel = types[o] == t
+            if sel.any():
+                expected[o][sel] = w[o][sel].mean()
+    tie_to_types(w, types)
+    assert torch.allclose(w, expected, rtol=0, atol=1e-15)
+    assert bool((w[0] == w[0, 0, 0, 0]).all())  # one class: one value
+
+
+def test_type_index_follows_each_group_pattern() -> None:
+    a = SymmetricLayer(rho=(1, 0, 3, 2), sigma=(2, 3, 0, 1), starts=(0, 3), values=((1, 0, 0, 0),))
+    b = SymmetricLayer(rho=(1, 2, 3, 0), sigma=(0, 1, 2, 3), starts=(2, 1), values=((0, 1, 0, 0),))
+    t = type_index([a, b], 3, outputs=4)
+    assert t.shape == (4, 2, 3, 3)
+    for o in range(4):
+        layer = a if o < 2 else b
+        assert torch.equal(t[o], layer.type_grid(3))
+    assert torch.equal(t[2, 0, 1], torch.tensor([2, 3, 0]))  # q = 2, then ρ along j
+
+
+def test_tied_layers_keep_their_pattern_and_train_their_tables() -> None:
+    snap = Snapshot()
+    t = _trainer(SymmetricConfig(start_epoch=1, every=2, after="tie"), extra=[snap])
+    history = t.fit()
+    assert [h["symmetric_layers"] for h in history] == [
+        [], ["conv0"], ["conv0"], ["conv0", "conv1"], ["conv0", "conv1"]
+    ]
+    conv0, conv1 = _convs(t.model)
+    assert conv0.weight.requires_grad and conv1.weight.requires_grad  # not frozen
+    assert not torch.equal(snap.weights[1][0], snap.weights[4][0])  # conv0 went on training
+    records = {h["symmetric_projection"]["layer"]: h["symmetric_projection"]
+               for h in history if "symmetric_projection" in h}
+    for conv, epoch in ((conv0, 1), (conv1, 3)):
+        rec = records[f"conv{epoch // 2}"]
+        patterns = [SymmetricLayer(rho=tuple(p["rho"]), sigma=tuple(p["sigma"]),
+                                   starts=tuple(p["starts"]), values=((0, 0, 0, 0),))
+                    for p in rec["patterns"]]
+        types = type_index(patterns, 3, conv.out_channels)
+        for w in [s[int(conv is conv1)] for s in snap.weights[epoch:]]:
+            for o in range(conv.out_channels):  # every type class holds one value at epoch end
+                for c in range(4):
+                    v = w[o][types[o] == c]
+                    assert bool((v == v[0]).all()) if v.numel() else True
+        # the ternary kernel is f'_o(T) with the logged pattern: in the family
+        k = conv.to_int().to(torch.int64)
+        f = torch.zeros(conv.out_channels, 4, dtype=torch.int64).scatter_(
+            1, types.reshape(conv.out_channels, -1), k.reshape(conv.out_channels, -1))
+        assert torch.equal(f.gather(1, types.reshape(conv.out_channels, -1)).view_as(k), k)
+    assert check_symmetric(t.model) == {"conv0": True, "conv1": True}
+
+
+@pytest.mark.parametrize("after", ["freeze", "tie"])
 @pytest.mark.parametrize("kill", [(2, 1), (3, 0)])  # mid-epoch after a projection; at the batch
-def test_resume_equals_uninterrupted(tmp_path: Path, kill: tuple[int, int]) -> None:
-    cfg = SymmetricConfig(start_epoch=1, every=1, patience=1, max_wait=1)
+def test_resume_equals_uninterrupted(tmp_path: Path, kill: tuple[int, int], after: str) -> None:
+    cfg = SymmetricConfig(start_epoch=1, every=1, patience=1, max_wait=1, after=after)
     full_dir, run = tmp_path / "full", tmp_path / "run"
     full_dir.mkdir()
     run.mkdir()
@@ -299,6 +360,7 @@ def test_recipe_section() -> None:
     ({"every": 0}, r"symmetric\.every: Input should be greater than or equal to 1 \(got 0\)"),
     ({"evry": 1}, r"symmetric\.evry: unknown key \(allowed: start_epoch, every, patience,"),
     ({"target": "float"}, r"symmetric\.target: Input should be 'latent' or 'ternary'"),
+    ({"after": "thaw"}, r"symmetric\.after: Input should be 'freeze' or 'tie'"),
     ({"patience": "2"}, r"symmetric\.patience: Input should be a valid integer"),
     ({"min_delta": -0.1}, r"symmetric\.min_delta: Input should be greater than or equal to 0"),
 ])

@@ -1,6 +1,7 @@
 """Symmetric kernels during training (Appuswamy et al. 2016, seed 000): train unconstrained; when
 validation accuracy saturates, replace every kernel of one conv layer by its nearest symmetric
 kernel, freeze that layer, train at least ``every`` epochs, then the next layer, bottom-up.
+(``after: tie`` keeps the projected layer training inside the family instead; see below.)
 
 Schedule — a pure function of the logged validation accuracies, ``a[e]`` at the end of epoch e
 (``SymmetricConfig``; stated once, here):
@@ -29,9 +30,20 @@ None, and every torch optimizer skips a parameter whose gradient is None — no 
 no weight decay — so a frozen layer's weights stay bit-identical; the parameter stays in the
 optimizer, so checkpoints keep their layout.
 
+Tying (``after: tie``, an extension of the paper's method). The hardware fixes only the type
+pattern — ``ρ, σ`` of each group and the start type ``q_c`` of each input channel, which decide
+every input line's axon type — while ``f_o`` is neuron ``o``'s own 4-entry strength table. So
+instead of freezing, a projected layer keeps its pattern ``T[o, c, i, j] = σ^i(ρ^j(q_c))`` and
+goes on training ``f``: after every optimizer step (and the latents' clip) each output's latent
+weights are replaced by their mean over the entries of one type (:func:`tie_to_types`, the
+Frobenius-nearest kernel that depends only on (output, type)). All entries of one class are then
+equal, so the ternary kernel ``round(clip(w))`` is ``f'_o(T)`` for some ternary ``f'`` — still in
+the family, with the same pattern. The layers below a tied layer still receive gradient.
+
 Resume: :class:`Symmetrize` recomputes the schedule from ``trainer.history`` at every epoch
-start, freezes the layers projected before (their projected weights are in the checkpoint) and
-projects the layer due now (the checkpoint was written before that projection).
+start, freezes (or ties) the layers projected before — their projected weights are in the
+checkpoint, their patterns in the logged projection records — and projects the layer due now
+(the checkpoint was written before that projection).
 """
 
 from __future__ import annotations
@@ -46,13 +58,14 @@ from torch import nn
 from neurocore.config import SymmetricConfig
 from neurocore.errors import NeurocoreError
 from neurocore.hardware.symmetric import (
+    NUM_TYPES,
     SymmetricError,
     SymmetricLayer,
     nearest_symmetric,
     symmetric_mask,
 )
 from neurocore.layers.ternary import TernaryConv2d
-from neurocore.training.hooks import Callback
+from neurocore.training.hooks import BatchInfo, Callback
 
 if TYPE_CHECKING:
     from neurocore.training.trainer import Trainer
@@ -196,6 +209,40 @@ def check_symmetric(model: nn.Module) -> dict[str, bool]:
     return out
 
 
+def type_index(layers: Sequence[SymmetricLayer], size: int, outputs: int) -> torch.Tensor:
+    """``T[o, c, i, j]``: the axon type of every kernel entry of every output, each output reading
+    its group's pattern ``σ^i(ρ^j(q_c))``; shape (O, C/groups, L, L) int64."""
+    per_group = outputs // len(layers)
+    return torch.cat([
+        layer.type_grid(size).unsqueeze(0).expand(per_group, -1, -1, -1) for layer in layers
+    ])
+
+
+@torch.no_grad()
+def tie_to_types(weight: torch.Tensor, types: torch.Tensor) -> None:
+    """Replace, in place, each output's weights by their mean over the entries of one type: the
+    Frobenius-nearest kernel whose entries depend only on (output, type)."""
+    rows = weight.shape[0]
+    w, t = weight.view(rows, -1), types.reshape(rows, -1)
+    sums = torch.zeros(rows, NUM_TYPES, dtype=w.dtype).scatter_add_(1, t, w)
+    counts = torch.zeros(rows, NUM_TYPES, dtype=w.dtype).scatter_add_(1, t, torch.ones_like(w))
+    w.copy_((sums / counts.clamp(min=1)).gather(1, t))
+
+
+def _pattern_record(layers: Sequence[SymmetricLayer]) -> list[dict[str, list[int]]]:
+    return [{"rho": list(g.rho), "sigma": list(g.sigma), "starts": list(g.starts)}
+            for g in layers]
+
+
+def _pattern_layers(record: Sequence[dict[str, Any]]) -> tuple[SymmetricLayer, ...]:
+    """The groups' patterns logged by :meth:`Symmetrize._project` (``f`` set to zero)."""
+    return tuple(
+        SymmetricLayer(rho=tuple(g["rho"]), sigma=tuple(g["sigma"]), starts=tuple(g["starts"]),
+                       values=((0,) * NUM_TYPES,))
+        for g in record
+    )
+
+
 def freeze(conv: nn.Module) -> None:
     """No gradient, hence no optimizer update (step, momentum or weight decay) from now on."""
     for p in conv.parameters():
@@ -207,7 +254,8 @@ def freeze(conv: nn.Module) -> None:
 
 
 class Symmetrize(Callback):
-    """Applies a ``symmetric`` recipe section: projects and freezes the conv layers on schedule.
+    """Applies a ``symmetric`` recipe section: projects the conv layers on schedule and freezes
+    them (``after: freeze``) or ties them to their type patterns (``after: tie``).
 
     Logs per epoch ``symmetric_layers`` (the frozen symmetric layers) and, in the epoch that
     starts with a projection, ``symmetric_projection`` (layer, groups, residual, validation
@@ -219,6 +267,7 @@ class Symmetrize(Callback):
         self.layers: list[tuple[str, TernaryConv2d]] = []
         self.projected: list[str] = []
         self.pending: dict[str, Any] | None = None
+        self.ties: dict[str, tuple[TernaryConv2d, torch.Tensor]] = {}  # name -> (conv, T)
 
     def on_train_start(self, trainer: Trainer) -> None:
         self.layers = ternary_convs(trainer.model, self.cfg.exclude)
@@ -243,8 +292,21 @@ class Symmetrize(Callback):
         for (name, conv), p in zip(self.layers, self.schedule(trainer), strict=False):
             if p == epoch:
                 self.pending = self._project(trainer, epoch, name, conv)
-            freeze(conv)
+            if self.cfg.after == "freeze":
+                freeze(conv)
+            elif name not in self.ties:  # tied from now on; on resume, from the logged pattern
+                record = self.pending if p == epoch else next(
+                    h["symmetric_projection"] for h in trainer.history
+                    if h.get("symmetric_projection", {}).get("layer") == name)
+                assert record is not None
+                types = type_index(_pattern_layers(record["patterns"]), conv.kernel_size[0],
+                                   conv.out_channels)
+                self.ties[name] = (conv, types)
             self.projected.append(name)
+
+    def on_batch_end(self, trainer: Trainer, info: BatchInfo, loss: float) -> None:
+        for conv, types in self.ties.values():
+            tie_to_types(conv.weight, types)
 
     def _project(self, trainer: Trainer, epoch: int, name: str, conv: TernaryConv2d
                  ) -> dict[str, Any]:
@@ -253,7 +315,7 @@ class Symmetrize(Callback):
             conv.weight.copy_(proj.kernel.to(conv.weight.dtype))
         record: dict[str, Any] = {
             "layer": name, "epoch": epoch, "groups": conv.groups, "error": proj.error,
-            "relative_error": proj.relative_error,
+            "relative_error": proj.relative_error, "patterns": _pattern_record(proj.groups),
         }
         if trainer.history and "val_accuracy" in trainer.history[-1]:
             record["val_accuracy_before"] = trainer.history[-1]["val_accuracy"]
