@@ -257,9 +257,9 @@ class Symmetrize(Callback):
     """Applies a ``symmetric`` recipe section: projects the conv layers on schedule and freezes
     them (``after: freeze``) or ties them to their type patterns (``after: tie``).
 
-    Logs per epoch ``symmetric_layers`` (the frozen symmetric layers) and, in the epoch that
-    starts with a projection, ``symmetric_projection`` (layer, groups, residual, validation
-    accuracy before and right after it).
+    Logs per epoch ``symmetric_layers`` (the projected layers) and, in the epoch that starts
+    with a projection, ``symmetric_projection`` (layer, groups, residual, each group's pattern
+    ``ρ, σ, q``, validation accuracy before and right after it).
     """
 
     def __init__(self, cfg: SymmetricConfig) -> None:
