@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -319,6 +320,19 @@ def test_resume_equals_uninterrupted(tmp_path: Path, kill: tuple[int, int], afte
 
     assert logged(run) == logged(full_dir)
     assert logged(full_dir)[-1][1] == ["conv0", "conv1"]
+
+
+def test_tie_on_resume_needs_the_logged_pattern() -> None:
+    """A run whose projection record predates the logged patterns cannot be tied on resume."""
+    cb = Symmetrize(SymmetricConfig(start_epoch=0, every=5, after="tie"))
+    trainer = SimpleNamespace(model=_model(), val_split=None, stop_reason=None, history=[
+        {"val_accuracy": 0.5, "symmetric_projection": {"layer": "conv0", "epoch": 0}},
+        {"val_accuracy": 0.6},
+    ])
+    cb.on_train_start(trainer)  # type: ignore[arg-type]
+    with pytest.raises(NeurocoreError, match=r"symmetric.after is tie, but the logged projection "
+                                             r"of conv0 \(epoch 0\) has no type patterns"):
+        cb.on_epoch_start(trainer, 2)  # type: ignore[arg-type]
 
 
 def test_excluded_layers_stay_unconstrained() -> None:

@@ -271,6 +271,7 @@ class Symmetrize(Callback):
 
     def on_train_start(self, trainer: Trainer) -> None:
         self.layers = ternary_convs(trainer.model, self.cfg.exclude)
+        self.ties = {}
         if not self.layers:
             raise NeurocoreError("symmetric: the model has no ternary_conv2d layer to project")
         if self.cfg.patience > 0 and trainer.val_split is None:
@@ -299,6 +300,12 @@ class Symmetrize(Callback):
                     h["symmetric_projection"] for h in trainer.history
                     if h.get("symmetric_projection", {}).get("layer") == name)
                 assert record is not None
+                if "patterns" not in record:
+                    raise NeurocoreError(
+                        f"symmetric.after is tie, but the logged projection of {name} (epoch "
+                        f"{p}) has no type patterns: the run was started by an older neurocore; "
+                        "resume it with symmetric.after: freeze"
+                    )
                 types = type_index(_pattern_layers(record["patterns"]), conv.kernel_size[0],
                                    conv.out_channels)
                 self.ties[name] = (conv, types)
