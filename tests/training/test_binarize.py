@@ -238,6 +238,10 @@ def test_binary_metrics_runs_a_fully_binary_model_once_per_split(
                         lambda *a, **k: passes.append(1) or real(*a, **k))
     binary_metrics(model, splits, 255)
     assert len(passes) == 4  # not yet binary: as it stands, and stepped, per split
+    passes.clear()
+    known = binary_metrics(model, splits, 255, current={"val": 0.25})
+    assert len(passes) == 3  # val as it stands was given
+    assert known["val_accuracy_current"] == 0.25
     for _, m in binary_activations(model):
         if isinstance(m, Whetstone):
             m.sharpness.fill_(1.0)
@@ -258,6 +262,25 @@ def test_binary_metrics_runs_a_fully_binary_model_once_per_split(
         expected = {n: real(model, s, 255, 1000).accuracy for n, s in splits.items()}
     for name, acc in expected.items():
         assert out[f"{name}_accuracy_current"] == out[f"{name}_accuracy_binary"] == acc
+
+
+def test_binary_metrics_reuse_the_trainers_validation_pass(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Per epoch: the trainer's validation pass, then only the stepped one (not the split as it
+    stands again), and both passes of another split."""
+    val, test = _data(40, seed=8), _data(32, seed=9)
+    cfg = WhetstoneConfig(schedule=SimpleSharpening(start_epoch=5, steps_per_layer=1))
+    t = _trainer(cfg, None, [BinaryMetrics({"val": val, "test": test}, 255)], epochs=1)
+    t.val_split = val
+    passes: list[int] = []
+    real = trainer_module.evaluate
+    monkeypatch.setattr(trainer_module, "evaluate",
+                        lambda *a, **k: passes.append(1) or real(*a, **k))
+    history = t.fit()
+    assert len(passes) == 4  # trainer val; val stepped; test as it stands and stepped
+    assert history[0]["val_accuracy_current"] == history[0]["val_accuracy"]
+    assert history[0]["val_accuracy_current"] == real(t.model, val, 255, 1000).accuracy
 
 
 def test_method_must_match_the_model() -> None:

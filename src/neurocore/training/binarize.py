@@ -260,7 +260,14 @@ class BinaryMetrics(Callback):
         self.batch_size = batch_size
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, Any]) -> None:
-        metrics.update(binary_metrics(trainer.model, self.splits, self.max_value, self.batch_size))
+        # the trainer has just measured its validation split as the model stands: not again
+        known = {
+            name: metrics["val_accuracy"] for name, split in self.splits.items()
+            if split is trainer.val_split and trainer.eval_batch_size == self.batch_size
+            and "val_accuracy" in metrics
+        }
+        metrics.update(binary_metrics(trainer.model, self.splits, self.max_value, self.batch_size,
+                                      current=known))
 
 
 class ActivityRecorder:
@@ -296,11 +303,14 @@ class ActivityRecorder:
 
 @torch.no_grad()
 def binary_metrics(
-    model: nn.Module, splits: dict[str, Split], max_value: int, batch_size: int = 1000
+    model: nn.Module, splits: dict[str, Split], max_value: int, batch_size: int = 1000,
+    current: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Accuracy as the model stands and fully binarized per split; the active fraction per
     binary layer, fully binarized, on the first split. Once every binary activation already
-    computes its step (``is_binary``), the two accuracies are one and each split is run once."""
+    computes its step (``is_binary``), the two accuracies are one and each split is run once.
+    ``current`` gives accuracies as the model stands that were already measured (by split
+    name); those splits are then run only stepped."""
     from neurocore.training.trainer import evaluate
 
     already = all(m.is_binary() for _, m in binary_activations(model))
@@ -308,8 +318,12 @@ def binary_metrics(
     for i, (name, split) in enumerate(splits.items()):
         with fully_binary(model), ActivityRecorder(model) as activity:
             binary = evaluate(model, split, max_value, batch_size).accuracy
-        out[f"{name}_accuracy_current"] = (
-            binary if already else evaluate(model, split, max_value, batch_size).accuracy)
+        if already:
+            out[f"{name}_accuracy_current"] = binary
+        elif current is not None and name in current:
+            out[f"{name}_accuracy_current"] = current[name]
+        else:
+            out[f"{name}_accuracy_current"] = evaluate(model, split, max_value, batch_size).accuracy
         out[f"{name}_accuracy_binary"] = binary
         if i == 0:
             out["active_fraction"] = activity.fractions()
