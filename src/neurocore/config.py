@@ -91,8 +91,9 @@ class SymmetricConfig(Section):
     exclude: list[str] = Field(default_factory=list)  # ternary conv layers left unconstrained
     beam: int = Field(default=32, ge=1)  # nearest_symmetric's search width
     # after its projection a layer is frozen (the paper), or keeps its type pattern (ρ, σ, q)
-    # and trains its strength tables f (neurocore.training.symmetrize, "Tying")
-    after: Literal["freeze", "tie"] = "freeze"
+    # and trains its strength tables f (tie), or trains f's signs and each entry's crossbar bit
+    # (tie-masked) (neurocore.training.symmetrize, "Tying")
+    after: Literal["freeze", "tie", "tie-masked"] = "freeze"
 
 
 # ---- binary communication (neurocore.training.binarize) ------------------------------------

@@ -45,9 +45,13 @@ from neurocore.hardware.program import Program
 from neurocore.io import atomic_write_text
 from neurocore.layers import build_model
 from neurocore.training.binarize import Binarize, BinaryMetrics, binary_metrics, binary_summary
-from neurocore.training.checkpoint import CHECKPOINT_FILES, load_weights, save_weights
+from neurocore.training.checkpoint import CHECKPOINT_FILES, load_weights, read_history, save_weights
 from neurocore.training.hooks import Callback
-from neurocore.training.symmetrize import Symmetrize, symmetric_summary
+from neurocore.training.symmetrize import (
+    Symmetrize,
+    logged_patterns,
+    symmetric_summary,
+)
 from neurocore.training.trainer import Trainer, evaluate
 
 CONFIG = "config.yaml"
@@ -172,10 +176,11 @@ def binary_section(
 
 
 def symmetric_section(report: Report, model: nn.Module, history: list[dict[str, Any]],
-                      exclude: list[str]) -> None:
+                      exclude: list[str], masked: bool = False) -> None:
     """Which conv layers were projected onto symmetric kernels, when, at what cost; and the check
-    that every ternary conv kernel of the trained model is in the family."""
-    data = symmetric_summary(history, model, exclude)
+    that every ternary conv kernel of the trained model is in the family (the masked family for
+    ``after: tie-masked``)."""
+    data = symmetric_summary(history, model, exclude, masked)
     checks = data["check"]
     report.summary["symmetric_layers"] = f"{sum(checks.values())}/{len(checks)}"
 
@@ -189,7 +194,9 @@ def symmetric_section(report: Report, model: nn.Module, history: list[dict[str, 
     free = [name for name in exclude if not checks.get(name, False)]
     md = [
         f"- {sum(checks.values())} of {len(checks)} ternary conv layers have every kernel in the "
-        "symmetric family (each group re-found exactly by nearest_symmetric)"
+        + ("masked symmetric family B ∘ f(σ^i ρ^j q) (each (output, type) class one sign under "
+           "the pattern nearest_symmetric finds)" if masked else
+           "symmetric family (each group re-found exactly by nearest_symmetric)")
         + (f"; left unconstrained (symmetric.exclude): {', '.join(free)}" if free else "")
         + (f"; **not symmetric**: {', '.join(missing)}" if missing else ""),
         "",
@@ -202,11 +209,13 @@ def symmetric_section(report: Report, model: nn.Module, history: list[dict[str, 
 def hardware_section(
     report: Report, model: nn.Module, test: Split, max_value: int, input_shape: tuple[int, ...],
     out: Path, frames: int | None, strategy: Strategy = "duplicate-axons",
-    model_pred: torch.Tensor | None = None,
+    model_pred: torch.Tensor | None = None, history: list[dict[str, Any]] | None = None,
 ) -> None:
-    """Fold, compile with ``strategy``, save the program, simulate the test set and compare
-    with the model (its test predictions ``model_pred`` when already known)."""
-    compiled = compile_network(fold(model), input_shape, strategy=strategy)
+    """Fold, compile with ``strategy`` (trying the type patterns logged in ``history`` by
+    symmetric training first), save the program, simulate the test set and compare with the
+    model (its test predictions ``model_pred`` when already known)."""
+    compiled = compile_network(fold(model), input_shape, strategy=strategy,
+                               patterns=logged_patterns(history or []))
     compiled.program.save(out / PROGRAM)
     program_section(report, compiled.program, model, test, max_value, frames, model_pred)
 
@@ -319,10 +328,12 @@ def run_recipe(
         model_pred = binary_section(report, model, data.test, data.info.max_value, history,
                                     trainer.stop_reason)
     if recipe.symmetric is not None:
-        symmetric_section(report, model, history, recipe.symmetric.exclude)
+        symmetric_section(report, model, history, recipe.symmetric.exclude,
+                          masked=recipe.symmetric.after == "tie-masked")
     if recipe.hardware is not None:
         hardware_section(report, model, data.test, data.info.max_value, data.info.input_shape,
-                         out, recipe.hardware.frames, recipe.hardware.strategy, model_pred)
+                         out, recipe.hardware.frames, recipe.hardware.strategy, model_pred,
+                         history)
     finish_report(report, out, t0)
     return report
 
@@ -374,13 +385,17 @@ def inspect_target(target: Path, overrides: list[str], data_dir: str | None) -> 
 
 
 def compile_trained(recipe: Recipe, model: nn.Module, shape: tuple[int, ...],
-                    strategy: str | None = None) -> CompiledNetwork:
+                    strategy: str | None = None, run_dir: Path | None = None
+                    ) -> CompiledNetwork:
     """Fold a trained model (put in eval mode) and compile it with ``strategy``, else the
-    recipe's ``hardware.strategy``, else duplicate-axons."""
+    recipe's ``hardware.strategy``, else duplicate-axons; the type patterns that symmetric
+    training logged in ``run_dir`` are tried first for shared types."""
     model.eval()
     if strategy is None:
         strategy = recipe.hardware.strategy if recipe.hardware is not None else "duplicate-axons"
-    return compile_network(fold(model), shape, strategy=cast(Strategy, strategy))
+    patterns = logged_patterns(read_history(run_dir)) if run_dir is not None else None
+    return compile_network(fold(model), shape, strategy=cast(Strategy, strategy),
+                           patterns=patterns)
 
 
 def compile_run(run_dir: Path, out: Path | None = None, strategy: str | None = None,
@@ -388,7 +403,7 @@ def compile_run(run_dir: Path, out: Path | None = None, strategy: str | None = N
     """Fold and compile a finished run's model; save the program (default in the run folder).
     ``strategy`` overrides the recipe's ``hardware.strategy`` (default duplicate-axons)."""
     recipe, model, shape = model_for_inspection(run_dir, [], None)
-    compiled = compile_trained(recipe, model, shape, strategy)
+    compiled = compile_trained(recipe, model, shape, strategy, run_dir)
     path = out if out is not None else run_dir / PROGRAM
     compiled.program.save(path)
     return path, layer_table(compiled.layers, compiled.placement)
@@ -424,7 +439,7 @@ def ensemble_runs(
                               f"{dataset}; members must share the data set")
         dataset = recipe.data.dataset
         try:
-            programs.append(compile_trained(recipe, model, shape, strategy).program)
+            programs.append(compile_trained(recipe, model, shape, strategy, d).program)
         except NeurocoreError as e:
             raise RunDirError(f"{d}: {e}") from None
         macs += inspect_model(model, shape).total_macs

@@ -38,6 +38,7 @@ from neurocore.hardware.compiler import (
     LogicalLayer,
     SharedTypesError,
     compile_network,
+    logical_layers,
     pack_shared,
 )
 from neurocore.hardware.corespec import TRUENORTH, CoreSpec
@@ -90,10 +91,12 @@ ARCHS: dict[str, tuple[tuple[int, ...], list[dict]]] = {
 }
 
 
-def symmetric_kernel(out: int, inp: int, size: int, groups: int, g: torch.Generator
-                     ) -> torch.Tensor:
+def symmetric_kernel(out: int, inp: int, size: int, groups: int, g: torch.Generator,
+                     density: float = 1.0) -> torch.Tensor:
     """(out, inp / groups, size, size) ternary kernel, each group a random ``SymmetricLayer``:
-    commuting ρ, σ, a start type per input channel, a non-zero table per output."""
+    commuting ρ, σ, a start type per input channel, a non-zero table per output; with
+    ``density`` < 1, times a random binary mask that keeps that fraction of the entries (the
+    masked family of ``symmetric.after: tie-masked``)."""
     pairs = commuting_pairs()
     parts = []
     for _ in range(groups):
@@ -103,13 +106,16 @@ def symmetric_kernel(out: int, inp: int, size: int, groups: int, g: torch.Genera
                        for f in torch.randint(1, len(TERNARY_TABLES), (out // groups,),
                                               generator=g))
         parts.append(SymmetricLayer(rho, sigma, starts, values).kernel(size))
-    return torch.cat(parts).float()
+    kernel = torch.cat(parts).float()
+    if density < 1.0:
+        kernel *= (torch.rand(kernel.shape, generator=g) < density).float()
+    return kernel
 
 
-def _model(arch: str, seed: int, random_convs: tuple[int, ...] = ()
+def _model(arch: str, seed: int, random_convs: tuple[int, ...] = (), density: float = 1.0
            ) -> tuple[nn.Sequential, tuple[int, ...], torch.Tensor]:
-    """Symmetric convolutions (random ternary ones at the indices in ``random_convs``), random
-    ternary dense layers, randomised batch norm; and test images."""
+    """Symmetric convolutions (masked to ``density``; random ternary ones at the indices in
+    ``random_convs``), random ternary dense layers, randomised batch norm; and test images."""
     shape, layers = ARCHS[arch]
     levels = layers[0]["levels"]
     g = torch.Generator().manual_seed(1000 + 10 * seed + len(arch))
@@ -119,7 +125,7 @@ def _model(arch: str, seed: int, random_convs: tuple[int, ...] = ()
         for m in model:
             if isinstance(m, nn.Conv2d) and convs not in random_convs:
                 m.weight.copy_(symmetric_kernel(m.out_channels, m.in_channels, m.kernel_size[0],
-                                                m.groups, g))
+                                                m.groups, g, density))
             elif isinstance(m, nn.Linear | nn.Conv2d):
                 m.weight.copy_(torch.randint(-1, 2, m.weight.shape, generator=g).float())
             convs += isinstance(m, nn.Conv2d)
@@ -134,12 +140,16 @@ def _table(compiled: CompiledNetwork) -> list[dict]:
 # ---- parity ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("arch", "spec"), [("conv_pool_conv", TRUENORTH),
-                                            ("conv_pool_conv", SMALL), ("strided", SMALL)],
-                         ids=["conv_pool_conv-truenorth", "conv_pool_conv-small", "strided-small"])
-def test_symmetric_convolutions_share_types_and_match_the_model(arch: str, spec: CoreSpec
-                                                                ) -> None:
-    model, shape, x = _model(arch, 0)
+@pytest.mark.parametrize(("arch", "spec", "density"), [
+    ("conv_pool_conv", TRUENORTH, 1.0), ("conv_pool_conv", SMALL, 1.0), ("strided", SMALL, 1.0),
+    ("conv_pool_conv", SMALL, 0.6), ("strided", SMALL, 0.6)],
+    ids=["conv_pool_conv-truenorth", "conv_pool_conv-small", "strided-small",
+         "conv_pool_conv-small-masked", "strided-small-masked"])
+def test_symmetric_convolutions_share_types_and_match_the_model(
+        arch: str, spec: CoreSpec, density: float) -> None:
+    """Symmetric kernels, and masked ones (zeros anywhere: the crossbar bit is free per entry),
+    compile with shared types and the hardware equals the model."""
+    model, shape, x = _model(arch, 0, density=density)
     compiled, res = check_parity(model, shape, x, spec, strategy="shared-types")
     assert res.spikes is not None
     _check_mapping(compiled)
@@ -454,3 +464,29 @@ def test_whatever_pack_shared_returns_factors_core_by_core(data: st.DataObject) 
             s[j, gt[i]] = block[i, j]
         assert torch.equal(effective_weights(block != 0, gt, s), block)
         assert bool((s.abs() <= bound).all())
+
+
+def test_given_patterns_are_the_candidate_types_of_their_layer() -> None:
+    """``patterns`` (as symmetric training logs them) give a conv layer's candidate line types:
+    the pattern's own types, which factor every block of a masked kernel; a pattern list that
+    does not fit the layer is refused naming it."""
+    model, shape, _ = _model("strided", 2)
+    conv = model[1]
+    g = torch.Generator().manual_seed(9)
+    rho, sigma = commuting_pairs()[5]
+    layer = SymmetricLayer(rho, sigma, (2,), tuple(TERNARY_TABLES[int(f)] for f in
+                                                   torch.randint(1, 81, (6,), generator=g)))
+    with torch.no_grad():
+        conv.weight.copy_(layer.kernel(4).float()
+                          * (torch.rand(6, 1, 4, 4, generator=g) < 0.6).float())
+    net = fold(model)
+    given_layers, *_ = logical_layers(net, shape, line_types=True,
+                                      patterns={"conv0": (layer,)})
+    expected = layer.line_types(11, 11).view(1, 11, 11)[:, 1:10, 1:10].reshape(-1)
+    assert torch.equal(torch.from_numpy(given_layers[0].line_types).long(), expected.long())
+    compiled = compile_network(net, shape, SMALL, strategy="shared-types",
+                               patterns={"conv0": (layer,)})
+    assert _table(compiled)[0]["mapping"] == "shared-types"
+    with pytest.raises(CompileError, match=r"layer conv0: 2 type patterns of \[1\] channels "
+                                           r"given for a convolution of 1 groups of 1 input"):
+        logical_layers(net, shape, line_types=True, patterns={"conv0": (layer, layer)})

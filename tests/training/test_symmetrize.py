@@ -37,6 +37,8 @@ from neurocore.training.binarize import Binarize
 from neurocore.training.symmetrize import (
     Symmetrize,
     check_symmetric,
+    logged_patterns,
+    mask_to_signs,
     project_conv,
     projection_epochs,
     saturated,
@@ -256,6 +258,51 @@ def test_tie_to_types_is_the_mean_of_each_type_class() -> None:
     assert bool((w[0] == w[0, 0, 0, 0]).all())  # one class: one value
 
 
+def test_mask_to_signs_keeps_the_entries_of_each_class_sign() -> None:
+    g = torch.Generator().manual_seed(4)
+    w = torch.rand(6, 2, 3, 3, generator=g, dtype=torch.float64) * 2 - 1
+    types = torch.randint(0, 4, (6, 2, 3, 3), generator=g)
+    w[1][types[1] == 0] = 0.0  # a class whose sum is 0: it empties
+    w[2][types[2] == 1] = 0.25  # a class of one sign: it stays whole
+    expected = w.clone()
+    for o in range(6):  # independent reference: a loop over outputs, types and entries
+        for t in range(4):
+            sel = types[o] == t
+            total = float(w[o][sel].sum())
+            for idx in sel.nonzero().tolist():
+                v = float(w[o][tuple(idx)])
+                expected[o][tuple(idx)] = v if v * total > 0 else 0.0
+    mask_to_signs(w, types)
+    assert torch.equal(w, expected)
+    assert bool((w[2][types[2] == 1] == 0.25).all())
+    assert 0 < int((w == 0).sum()) < w.numel()  # not vacuous: some entries zeroed, some kept
+
+
+def test_masked_groups_accept_masked_kernels_and_refuse_mixed_signs() -> None:
+    g = torch.Generator().manual_seed(5)
+    a = _layer(7, (0, 2, 1), [(1, 0, -1, 1), (0, 1, 1, -1), (-1, -1, 0, 1), (1, 1, -1, -1)])
+    kernel = a.kernel(3)
+    masked = kernel * (torch.rand(kernel.shape, generator=g) < 0.6).to(torch.int64)
+    assert not torch.equal(masked, kernel)
+    with pytest.raises(SymmetricError, match="not symmetric"):  # outside the exact family
+        symmetric_groups(masked, 1, "conv")
+    (found,) = symmetric_groups(masked, 1, "conv", masked=True)
+    types = type_index([found], 3, 4)
+    f = torch.tensor(found.values)
+    # every non-zero entry is its class's sign: masked == B ∘ f(T)
+    assert torch.equal(masked, (masked != 0) * f.gather(1, types.reshape(4, -1)).view_as(masked))
+    # a 1-channel kernel that no pattern splits into single-sign classes (checked exhaustively
+    # over every commuting pair and start) is refused
+    mixed = torch.tensor([[1, -1, 1], [-1, 1, -1], [1, -1, -1]]).view(1, 1, 3, 3)
+    for rho, sigma in commuting_pairs():
+        for q in range(4):
+            t = SymmetricLayer(rho=rho, sigma=sigma, starts=(q,),
+                               values=((0,) * 4,)).type_grid(3)[0]
+            assert any(len({int(v) for v in mixed[0, 0][t == c]}) > 1 for c in range(4))
+    with pytest.raises(SymmetricError, match="conv group 0: the kernel is not masked-symmetric"):
+        symmetric_groups(mixed, 1, "conv", masked=True)
+
+
 def test_type_index_follows_each_group_pattern() -> None:
     a = SymmetricLayer(rho=(1, 0, 3, 2), sigma=(2, 3, 0, 1), starts=(0, 3), values=((1, 0, 0, 0),))
     b = SymmetricLayer(rho=(1, 2, 3, 0), sigma=(0, 1, 2, 3), starts=(2, 1), values=((0, 1, 0, 0),))
@@ -298,7 +345,43 @@ def test_tied_layers_keep_their_pattern_and_train_their_tables() -> None:
     assert check_symmetric(t.model) == {"conv0": True, "conv1": True}
 
 
-@pytest.mark.parametrize("after", ["freeze", "tie"])
+def test_masked_ties_keep_their_pattern_and_each_class_one_sign() -> None:
+    snap = Snapshot()
+    t = _trainer(SymmetricConfig(start_epoch=1, every=2, after="tie-masked"), extra=[snap])
+    history = t.fit()
+    conv0, conv1 = _convs(t.model)
+    assert conv0.weight.requires_grad and conv1.weight.requires_grad  # not frozen
+    assert not torch.equal(snap.weights[1][0], snap.weights[4][0])  # conv0 went on training
+    records = {h["symmetric_projection"]["layer"]: h["symmetric_projection"]
+               for h in history if "symmetric_projection" in h}
+    assert set(records) == {"conv0", "conv1"}
+    zeros_inside = 0
+    for conv, epoch in ((conv0, 1), (conv1, 3)):
+        patterns = [SymmetricLayer(rho=tuple(p["rho"]), sigma=tuple(p["sigma"]),
+                                   starts=tuple(p["starts"]), values=((0, 0, 0, 0),))
+                    for p in records[f"conv{epoch // 2}"]["patterns"]]
+        types = type_index(patterns, 3, conv.out_channels)
+        for w in [s[int(conv is conv1)] for s in snap.weights[epoch:]]:
+            for o in range(conv.out_channels):  # at every epoch end each class has one sign
+                for c in range(4):
+                    v = w[o][types[o] == c]
+                    assert not (bool((v > 0).any()) and bool((v < 0).any()))
+        k = conv.to_int().to(torch.int64)
+        for o in range(conv.out_channels):
+            for c in range(4):
+                v = k[o][types[o] == c]
+                zeros_inside += int(bool((v == 0).any()) and bool((v != 0).any()))
+    assert zeros_inside > 0  # not the exact family: classes mix zeros and their sign
+    patterns = logged_patterns(history)
+    assert set(patterns) == {"conv0", "conv1"}
+    assert check_symmetric(t.model, masked=True, patterns=patterns) == {"conv0": True,
+                                                                        "conv1": True}
+    assert check_symmetric(t.model) == {"conv0": False, "conv1": False}
+    assert symmetric_summary(history, t.model, masked=True)["check"] == {"conv0": True,
+                                                                         "conv1": True}
+
+
+@pytest.mark.parametrize("after", ["freeze", "tie", "tie-masked"])
 @pytest.mark.parametrize("kill", [(2, 1), (3, 0)])  # mid-epoch after a projection; at the batch
 def test_resume_equals_uninterrupted(tmp_path: Path, kill: tuple[int, int], after: str) -> None:
     cfg = SymmetricConfig(start_epoch=1, every=1, patience=1, max_wait=1, after=after)
@@ -374,7 +457,7 @@ def test_recipe_section() -> None:
     ({"every": 0}, r"symmetric\.every: Input should be greater than or equal to 1 \(got 0\)"),
     ({"evry": 1}, r"symmetric\.evry: unknown key \(allowed: start_epoch, every, patience,"),
     ({"target": "float"}, r"symmetric\.target: Input should be 'latent' or 'ternary'"),
-    ({"after": "thaw"}, r"symmetric\.after: Input should be 'freeze' or 'tie'"),
+    ({"after": "thaw"}, r"symmetric\.after: Input should be 'freeze', 'tie' or 'tie-masked'"),
     ({"patience": "2"}, r"symmetric\.patience: Input should be a valid integer"),
     ({"min_delta": -0.1}, r"symmetric\.min_delta: Input should be greater than or equal to 0"),
 ])

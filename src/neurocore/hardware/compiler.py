@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import json
 import typing
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -84,7 +84,7 @@ from neurocore.hardware.fold import (
     integer_thresholds,
 )
 from neurocore.hardware.program import Program
-from neurocore.hardware.symmetric import nearest_symmetric
+from neurocore.hardware.symmetric import SymmetricLayer, nearest_symmetric
 
 Strategy = Literal["duplicate-axons", "shared-types"]
 STRATEGIES: tuple[str, ...] = typing.get_args(Strategy)
@@ -203,18 +203,20 @@ def _tiled_order(channels: int, ho: int, wo: int, tile: int, groups: int) -> np.
     return np.asarray(order, dtype=np.int64)
 
 
-def _symmetric_line_types(w: np.ndarray, shape: tuple[int, ...], groups: int, padding: int
-                          ) -> np.ndarray:
-    """(C·H·W,) int8: per input pixel the type ``σ^y(ρ^x(q_c))`` of the nearest symmetric layer
-    of each group's kernel (:func:`~neurocore.hardware.symmetric.nearest_symmetric`), in padded
-    coordinates. When the kernel is that layer, every block of the convolution factors with
+def _symmetric_line_types(w: np.ndarray, shape: tuple[int, ...], groups: int, padding: int,
+                          patterns: Sequence[SymmetricLayer] | None = None) -> np.ndarray:
+    """(C·H·W,) int8: per input pixel the type ``σ^y(ρ^x(q_c))`` of each group's pattern — the
+    one given in ``patterns`` (as trained, e.g. ``symmetric.after: tie-masked``), else that of
+    the nearest symmetric layer of the group's kernel
+    (:func:`~neurocore.hardware.symmetric.nearest_symmetric`) — in padded coordinates. When the
+    kernel's non-zero entries follow that pattern, every block of the convolution factors with
     these types (``docs/symmetric.md`` §4–5); otherwise they are only a first guess."""
     c, h, wd = shape
     og, cg = w.shape[0] // groups, c // groups
     types = np.zeros((c, h, wd), dtype=np.int8)
     for gi in range(groups):
         kernel = torch.from_numpy(w[gi * og:(gi + 1) * og]).to(torch.float64)  # (Og, Cg, k, k)
-        layer = nearest_symmetric(kernel).layer
+        layer = patterns[gi] if patterns is not None else nearest_symmetric(kernel).layer
         grid = layer.line_types(h + 2 * padding, wd + 2 * padding).view(cg, h + 2 * padding, -1)
         types[gi * cg:(gi + 1) * cg] = grid[:, padding:padding + h, padding:padding + wd].numpy()
     return types.reshape(-1)
@@ -250,9 +252,11 @@ def _smallest_groups(layer: LogicalLayer, limit: int) -> str:
 
 def logical_layers(net: BinaryNetwork, input_shape: tuple[int, ...], *,
                    line_types: bool = False,
+                   patterns: Mapping[str, Sequence[SymmetricLayer]] | None = None,
                    ) -> tuple[list[LogicalLayer], int | None, tuple[int, ...], torch.Tensor | None]:
     """The network as threshold-neuron layers over flat indices; (layers, levels, in shape, key).
-    With ``line_types``, conv and pooling layers carry candidate axon types (LogicalLayer)."""
+    With ``line_types``, conv and pooling layers carry candidate axon types (LogicalLayer), from
+    ``patterns[layer]`` (one per group) where given."""
     shape = tuple(input_shape)
     levels: int | None = None
     key: torch.Tensor | None = None
@@ -325,7 +329,14 @@ def logical_layers(net: BinaryNetwork, input_shape: tuple[int, ...], *,
                 per_neuron = np.repeat(np.arange(channels), pos)
                 out_shape = (channels, ho, wo)
                 in_units, k2, groups = c_in, k * k, g
-                candidate = _symmetric_line_types(w, shape, g, stage.padding) \
+                given = (patterns or {}).get(stage.name)
+                if given is not None and (len(given) != g or any(
+                        p.channels != cg for p in given)):
+                    raise CompileError(
+                        f"layer {stage.name}: {len(given)} type patterns of "
+                        f"{sorted({p.channels for p in given})} channels given for a convolution "
+                        f"of {g} groups of {cg} input channels")
+                candidate = _symmetric_line_types(w, shape, g, stage.padding, given) \
                     if line_types and w.any() else None
             fan_bound = int(np.abs(w).reshape(channels, -1).sum(1).max()) if w.size else 0
             t, flip = integer_thresholds(stage.chain, channels, bound=max(fan_bound, 1))
@@ -571,16 +582,21 @@ def _axon_maps(placement: LayerPlacement) -> list[dict[int, int]]:
 
 def compile_network(net: BinaryNetwork, input_shape: tuple[int, ...],
                     spec: CoreSpec = TRUENORTH, *, binary_inputs: bool = False,
-                    strategy: Strategy = DUPLICATE) -> CompiledNetwork:
+                    strategy: Strategy = DUPLICATE,
+                    patterns: Mapping[str, Sequence[SymmetricLayer]] | None = None
+                    ) -> CompiledNetwork:
     """Map ``net`` onto cores with ``strategy`` (module docstring). Without an input-coding stage
     (thermometer) the host can only send the inputs as they are: pass ``binary_inputs=True`` to
-    assert they are already 0/1."""
+    assert they are already 0/1. ``patterns``: per conv layer name, the type pattern of each
+    group as trained (``neurocore.training.symmetrize.logged_patterns``), tried first for shared
+    types instead of a search (each core's block is still checked)."""
     if strategy not in STRATEGIES:
         raise CompileError(
             f"unknown compiler strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}"
         )
     layers, levels, in_shape, key = logical_layers(net, input_shape,
-                                                   line_types=strategy == SHARED)
+                                                   line_types=strategy == SHARED,
+                                                   patterns=patterns)
     if levels is None and not binary_inputs:
         raise CompileError(
             f"layer {layers[0].name}: the first layer reads the raw inputs, but the chip receives "

@@ -126,3 +126,13 @@ def load_weights(model: nn.Module, path: Path, what: str = "weights") -> None:
     if problems:
         raise RunDirError(f"{path}: the {what} do not fit the model ({'; '.join(problems)})")
     model.load_state_dict(state, strict=True)
+
+
+def read_history(path: Path) -> list[dict[str, Any]]:
+    """The per-epoch records of a metrics.jsonl file, or of a run folder's (empty when there is
+    none)."""
+    if path.is_dir():
+        path = path / METRICS
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -144,15 +144,26 @@ def project_conv(
     return ConvProjection(tuple(found), torch.cat(kernels), error, float(t.square().sum()))
 
 
-def symmetric_groups(kernel: torch.Tensor, groups: int, name: str) -> tuple[SymmetricLayer, ...]:
+def symmetric_groups(kernel: torch.Tensor, groups: int, name: str, masked: bool = False,
+                     patterns: Sequence[SymmetricLayer] | None = None
+                     ) -> tuple[SymmetricLayer, ...]:
     """The parameters of each group of an integer conv kernel (O, C/groups, L, L) whose groups are
-    all in the layer-form family ``f_o(σ^i(ρ^j(q_c)))`` with ternary ``f``; raises
+    all in the layer-form family ``f_o(σ^i(ρ^j(q_c)))`` with ternary ``f`` — or, with ``masked``,
+    in the masked family ``B ∘ f_o(σ^i(ρ^j(q_c)))`` with a binary mask ``B`` (``after:
+    tie-masked``; the returned ``f`` is then each class's sign); raises
     :class:`~neurocore.hardware.symmetric.SymmetricError` naming the layer and group otherwise.
 
     Exact: a group is accepted when the kernel that ``nearest_symmetric`` finds for it equals it
     entry for entry (it finds every scaled symmetric layer exactly); a group with a 2-d kernel
-    outside the family (``symmetric_mask``, a quick necessary test) is refused at once.
+    outside the family (``symmetric_mask``, a quick necessary test) is refused at once. Masked:
+    accepted when, under each group's pattern — the one given in ``patterns`` (as logged by
+    training, :func:`logged_patterns`), else the one ``nearest_symmetric`` finds — every
+    (output, type) class of the kernel holds one sign besides zeros. Given patterns make the
+    test exact; a searched pattern can refuse a masked kernel falsely (the search is a local
+    one, fitted to the kernel zeros included), never accept one falsely.
     """
+    if masked:
+        return _masked_groups(kernel, groups, name, patterns)
     if kernel.dtype.is_floating_point or kernel.dim() != 4:
         raise ValueError(f"{name}: expected an integer kernel (O, C, L, L), got {kernel.dtype} "
                          f"of shape {tuple(kernel.shape)}")
@@ -170,6 +181,33 @@ def symmetric_groups(kernel: torch.Tensor, groups: int, name: str) -> tuple[Symm
                 "per channel and ternary table per output reproduce it)"
             )
         out.append(found)
+    return tuple(out)
+
+
+def _masked_groups(kernel: torch.Tensor, groups: int, name: str,
+                   patterns: Sequence[SymmetricLayer] | None) -> tuple[SymmetricLayer, ...]:
+    if kernel.dtype.is_floating_point or kernel.dim() != 4:
+        raise ValueError(f"{name}: expected an integer kernel (O, C, L, L), got {kernel.dtype} "
+                         f"of shape {tuple(kernel.shape)}")
+    if kernel.abs().max() > 1:
+        raise SymmetricError(f"{name}: weights outside {{-1, 0, +1}} are not ternary")
+    if patterns is not None and len(patterns) != groups:
+        raise SymmetricError(f"{name}: {len(patterns)} type patterns for {groups} groups")
+    size, out = int(kernel.shape[-1]), []
+    for g, part in enumerate(_groups_of(kernel.to(torch.int64), groups)):
+        pattern = patterns[g] if patterns is not None else nearest_symmetric(
+            part.to(torch.float64)).layer
+        types = type_index([pattern], size, int(part.shape[0])).reshape(part.shape[0], -1)
+        flat = part.reshape(part.shape[0], -1)
+        signs = [torch.zeros(part.shape[0], NUM_TYPES, dtype=torch.int64).scatter_reduce_(
+            1, types, v, reduce="amax") for v in (flat.clamp(min=0), (-flat).clamp(min=0))]
+        if bool((signs[0] * signs[1]).any()):
+            raise SymmetricError(
+                f"{name} group {g}: the kernel is not masked-symmetric (under the pattern found, "
+                "some output holds both signs on lines of one type)")
+        values = tuple(tuple(int(v) for v in row) for row in signs[0] - signs[1])
+        out.append(SymmetricLayer(rho=pattern.rho, sigma=pattern.sigma, starts=pattern.starts,
+                                  values=values))
     return tuple(out)
 
 
@@ -196,13 +234,17 @@ def ternary_convs(model: nn.Module, exclude: Sequence[str] = ()) -> list[tuple[s
     return [(n, m) for n, m in convs if isinstance(m, TernaryConv2d) and n not in exclude]
 
 
-def check_symmetric(model: nn.Module) -> dict[str, bool]:
+def check_symmetric(model: nn.Module, masked: bool = False,
+                    patterns: dict[str, tuple[SymmetricLayer, ...]] | None = None
+                    ) -> dict[str, bool]:
     """Every ternary conv layer of ``model``: whether all its groups' kernels (as the hardware
-    reads them, ``to_int()``) are in the symmetric family."""
+    reads them, ``to_int()``) are in the symmetric family (with ``masked``, the masked one,
+    under the layer's logged ``patterns`` where given)."""
     out = {}
     for name, conv in ternary_convs(model):
         try:
-            symmetric_groups(conv.to_int(), conv.groups, name)
+            symmetric_groups(conv.to_int(), conv.groups, name, masked,
+                             (patterns or {}).get(name))
             out[name] = True
         except SymmetricError:
             out[name] = False
@@ -229,6 +271,19 @@ def tie_to_types(weight: torch.Tensor, types: torch.Tensor) -> None:
     w.copy_((sums / counts.clamp(min=1)).gather(1, t))
 
 
+@torch.no_grad()
+def mask_to_signs(weight: torch.Tensor, types: torch.Tensor) -> None:
+    """Keep, in place, only the entries whose sign is their (output, type) class's: the class sign
+    is that of the sum of its entries, and every other entry (all of them when the sum is 0)
+    becomes 0. Afterwards each class holds entries of one sign or zero, so the ternary kernel is
+    ``B ∘ f'_o(T)`` for a binary mask ``B`` and a ternary table ``f'`` (``after: tie-masked``)."""
+    rows = weight.shape[0]
+    w, t = weight.view(rows, -1), types.reshape(rows, -1)
+    sums = torch.zeros(rows, NUM_TYPES, dtype=w.dtype).scatter_add_(1, t, w)
+    sign = torch.sign(sums).gather(1, t)
+    w.mul_((w * sign > 0).to(w.dtype))
+
+
 def _pattern_record(layers: Sequence[SymmetricLayer]) -> list[dict[str, list[int]]]:
     return [{"rho": list(g.rho), "sigma": list(g.sigma), "starts": list(g.starts)}
             for g in layers]
@@ -241,6 +296,16 @@ def _pattern_layers(record: Sequence[dict[str, Any]]) -> tuple[SymmetricLayer, .
                        values=((0,) * NUM_TYPES,))
         for g in record
     )
+
+
+def logged_patterns(history: Sequence[dict[str, Any]]) -> dict[str, tuple[SymmetricLayer, ...]]:
+    """Per projected layer, its groups' type patterns ``ρ, σ, q`` as logged at the projection
+    (``f`` set to zero): what the compiler tries first for shared types
+    (:func:`~neurocore.hardware.compiler.compile_network`'s ``patterns``). Projections logged
+    without patterns (older runs) are left out."""
+    return {h["symmetric_projection"]["layer"]: _pattern_layers(
+        h["symmetric_projection"]["patterns"]) for h in history
+        if "patterns" in h.get("symmetric_projection", {})}
 
 
 def freeze(conv: nn.Module) -> None:
@@ -302,9 +367,9 @@ class Symmetrize(Callback):
                 assert record is not None
                 if "patterns" not in record:
                     raise NeurocoreError(
-                        f"symmetric.after is tie, but the logged projection of {name} (epoch "
-                        f"{p}) has no type patterns: the run was started by an older neurocore; "
-                        "resume it with symmetric.after: freeze"
+                        f"symmetric.after is {self.cfg.after}, but the logged projection of "
+                        f"{name} (epoch {p}) has no type patterns: the run was started by an "
+                        "older neurocore; resume it with symmetric.after: freeze"
                     )
                 types = type_index(_pattern_layers(record["patterns"]), conv.kernel_size[0],
                                    conv.out_channels)
@@ -312,14 +377,20 @@ class Symmetrize(Callback):
             self.projected.append(name)
 
     def on_batch_end(self, trainer: Trainer, info: BatchInfo, loss: float) -> None:
+        tie = mask_to_signs if self.cfg.after == "tie-masked" else tie_to_types
         for conv, types in self.ties.values():
-            tie_to_types(conv.weight, types)
+            tie(conv.weight, types)
 
     def _project(self, trainer: Trainer, epoch: int, name: str, conv: TernaryConv2d
                  ) -> dict[str, Any]:
         proj = project_conv(conv, self.cfg.target, self.cfg.beam)
         with torch.no_grad():
-            conv.weight.copy_(proj.kernel.to(conv.weight.dtype))
+            if self.cfg.after == "tie-masked":  # the pattern only: each entry keeps its latent
+                conv.weight.clamp_(-1.0, 1.0)
+                mask_to_signs(conv.weight, type_index(proj.groups, conv.kernel_size[0],
+                                                      conv.out_channels))
+            else:
+                conv.weight.copy_(proj.kernel.to(conv.weight.dtype))
         record: dict[str, Any] = {
             "layer": name, "epoch": epoch, "groups": conv.groups, "error": proj.error,
             "relative_error": proj.relative_error, "patterns": _pattern_record(proj.groups),
@@ -344,19 +415,22 @@ class Symmetrize(Callback):
 
 
 def symmetric_summary(
-    history: list[dict[str, Any]], model: nn.Module, exclude: Sequence[str] = ()
+    history: list[dict[str, Any]], model: nn.Module, exclude: Sequence[str] = (),
+    masked: bool = False,
 ) -> dict[str, Any]:
     """Each projection (with the validation accuracy after the epoch it began) and, for every
-    ternary conv layer of the trained model, whether its kernels are symmetric."""
+    ternary conv layer of the trained model, whether its kernels are symmetric (with ``masked``:
+    masked-symmetric, the family of ``after: tie-masked``)."""
     projections = [
         {**h["symmetric_projection"],
          **({"val_accuracy_after_epoch": h["val_accuracy"]} if "val_accuracy" in h else {})}
         for h in history if "symmetric_projection" in h
     ]
-    checks = check_symmetric(model)
+    checks = check_symmetric(model, masked, logged_patterns(history))
     return {
         "projections": projections,
         "symmetric_layers": list(history[-1]["symmetric_layers"]) if history else [],
         "excluded": list(exclude),
         "check": checks,
+        "family": "masked" if masked else "exact",
     }

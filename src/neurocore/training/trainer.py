@@ -27,7 +27,13 @@ from neurocore.data import Split
 from neurocore.data.augment import random_shift
 from neurocore.errors import RunDirError
 from neurocore.io import atomic_write_text
-from neurocore.training.checkpoint import CHECKPOINT, METRICS, load_checkpoint, save_checkpoint
+from neurocore.training.checkpoint import (
+    CHECKPOINT,
+    METRICS,
+    load_checkpoint,
+    read_history,
+    save_checkpoint,
+)
 from neurocore.training.distill import distillation_loss
 from neurocore.training.hooks import BatchInfo, Callback
 from neurocore.training.schedule import learning_rate
@@ -141,7 +147,7 @@ class Trainer:
         done = load_checkpoint(ckpt, self.model, self.optimizer)
         metrics = self._path(METRICS)
         if metrics is not None and metrics.exists():
-            kept = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+            kept = read_history(metrics)
             self.history = [m for m in kept if m["epoch"] < done]
             atomic_write_text(metrics, "".join(json.dumps(m) + "\n" for m in self.history))
         return done
