@@ -67,6 +67,10 @@ class TrainConfig(Section):
     optimizer: OptimizerConfig = OptimizerConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     label_smoothing: float = Field(default=0.0, ge=0, lt=1)
+    # the loss (training and validation) is taken of the model's outputs times this; predictions
+    # (argmax) do not change. N-hot decodes give scores in [−width, width]: a scale near 1/hot
+    # makes the cross-entropy ask for a margin of several output spikes (docs/benchmarks.md)
+    logit_scale: float = Field(default=1.0, gt=0)
     distill: DistillConfig | None = None
 
 

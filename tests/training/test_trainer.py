@@ -184,3 +184,34 @@ def test_trinary_latent_weights_stay_in_range_and_keep_learning() -> None:
     w = clipped.weight.detach()
     assert float(w.abs().max()) <= 1.0 and bool((w.abs() == 1.0).any())
     assert not torch.equal(w, start.weight.detach().clamp(-1, 1))
+
+
+class _Scaled(nn.Module):
+    """A model whose outputs are another's times a constant, the way logit_scale sees them."""
+
+    def __init__(self, inner: nn.Module, scale: float) -> None:
+        super().__init__()
+        self.inner, self.scale = inner, scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.inner(x) * self.scale
+        return out
+
+
+def test_logit_scale_is_the_loss_of_scaled_outputs() -> None:
+    """Training with ``logit_scale: s`` gives exactly the weights, losses and accuracies of
+    training a model whose outputs are multiplied by s (an independent place for the factor),
+    and differs from s = 1."""
+    cfg = CFG.model_copy(update={"logit_scale": 0.25})
+    scaled = Trainer(_model(0), _data(), cfg, max_value=255, batch_size=10, seed=5,
+                     val=_data(20), progress=False)
+    wrapped = Trainer(_Scaled(_model(0), 0.25), _data(), CFG, max_value=255, batch_size=10,
+                      seed=5, val=_data(20), progress=False)
+    plain = _trainer(None)
+    h_scaled, h_wrapped, h_plain = scaled.fit(), wrapped.fit(), plain.fit()
+    assert_same_state(scaled.model, wrapped.model.inner)  # type: ignore[union-attr]
+    for a, b in zip(h_scaled, h_wrapped, strict=True):
+        for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
+            assert a[key] == b[key], key
+    assert not torch.equal(scaled.model[1].weight, plain.model[1].weight)
+    assert h_scaled[0]["train_loss"] != h_plain[0]["train_loss"]

@@ -69,14 +69,16 @@ class Evaluation:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, split: Split, max_value: int, batch_size: int = 1000) -> Evaluation:
-    """Mean cross-entropy and top-1 accuracy over a split, in eval mode (mode restored)."""
+def evaluate(model: nn.Module, split: Split, max_value: int, batch_size: int = 1000,
+             logit_scale: float = 1.0) -> Evaluation:
+    """Mean cross-entropy (of the outputs times ``logit_scale``) and top-1 accuracy over a split,
+    in eval mode (mode restored)."""
     was_training = model.training
     model.eval()
     total_loss, correct = 0.0, 0
     for x, y in split.batches(batch_size, max_value):
         logits = model(x)  # (B, classes)
-        total_loss += float(F.cross_entropy(logits, y, reduction="sum"))
+        total_loss += float(F.cross_entropy(logits * logit_scale, y, reduction="sum"))
         correct += int((logits.argmax(dim=1) == y).sum())
     model.train(was_training)
     n = max(len(split), 1)
@@ -215,13 +217,14 @@ class Trainer:
                 cb.on_batch_start(self, info)
             x = random_shift(x, self.shift, order)
             logits = self.model(x)  # (B, classes)
+            scaled = logits * self.cfg.logit_scale if self.cfg.logit_scale != 1.0 else logits
             if self.teacher is not None and (d := self.cfg.distill) is not None:
                 with torch.no_grad():
                     target = self.teacher(x)
-                loss = distillation_loss(logits, target, y, d.temperature, d.weight,
+                loss = distillation_loss(scaled, target, y, d.temperature, d.weight,
                                          self.cfg.label_smoothing)
             else:
-                loss = F.cross_entropy(logits, y, label_smoothing=self.cfg.label_smoothing)
+                loss = F.cross_entropy(scaled, y, label_smoothing=self.cfg.label_smoothing)
             self.optimizer.zero_grad(set_to_none=True)
             if loss.requires_grad:  # a fully binarized network may have no gradient left
                 loss.backward()
@@ -243,7 +246,8 @@ class Trainer:
             "train_accuracy": correct / max(seen, 1),
         }
         if self.val_split is not None:
-            ev = evaluate(self.model, self.val_split, self.max_value, self.eval_batch_size)
+            ev = evaluate(self.model, self.val_split, self.max_value, self.eval_batch_size,
+                          self.cfg.logit_scale)
             record["val_loss"], record["val_accuracy"] = ev.loss, ev.accuracy
         record["seconds"] = time.perf_counter() - t0
         return record
