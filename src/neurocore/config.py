@@ -71,6 +71,9 @@ class TrainConfig(Section):
     # (argmax) do not change. N-hot decodes give scores in [−width, width]: a scale near 1/hot
     # makes the cross-entropy ask for a margin of several output spikes (docs/benchmarks.md)
     logit_scale: float = Field(default=1.0, gt=0)
+    # train conv layers in channels-last memory order (faster convolutions on CPU); weights are
+    # put back in standard order before every evaluation and checkpoint
+    channels_last: bool = False
     distill: DistillConfig | None = None
 
 

@@ -215,3 +215,68 @@ def test_logit_scale_is_the_loss_of_scaled_outputs() -> None:
             assert a[key] == b[key], key
     assert not torch.equal(scaled.model[1].weight, plain.model[1].weight)
     assert h_scaled[0]["train_loss"] != h_plain[0]["train_loss"]
+
+
+def _conv_data(n: int = 96) -> Split:
+    g = torch.Generator().manual_seed(321)
+    images = torch.randint(0, 256, (n, 2, 4, 4), generator=g, dtype=torch.uint8)
+    labels = (images[:, 0].float().mean(dim=(1, 2)) > 127).long()
+    return Split(images, labels)
+
+
+def _conv_model(seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(2, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(), nn.Flatten(),
+        nn.Linear(96, 2),
+    )
+
+
+class _Layout(Callback):
+    """Records, at every batch, whether the conv weight is stored channels-last."""
+
+    def __init__(self) -> None:
+        self.seen: set[bool] = set()
+
+    def on_batch_start(self, trainer: Trainer, info: BatchInfo) -> None:
+        w = trainer.model[0].weight  # type: ignore[index]
+        self.seen.add(bool(w.is_contiguous(memory_format=torch.channels_last))
+                      and not w.is_contiguous())
+
+
+def _conv_trainer(run_dir: Path | None, channels_last: bool, callbacks: list[Callback] = (),  # type: ignore[assignment]
+                  init: int = 0, cfg: TrainConfig = CFG) -> Trainer:
+    cfg = cfg.model_copy(update={"channels_last": channels_last})
+    return Trainer(_conv_model(init), _conv_data(), cfg, max_value=255, batch_size=10, seed=5,
+                   run_dir=run_dir, val=_conv_data(20), callbacks=callbacks, progress=False)
+
+
+def test_channels_last_trains_in_that_layout_and_hands_back_standard_weights() -> None:
+    """With ``channels_last`` the conv weights are channels-last during every batch and standard
+    after training; the result is the standard run's up to float rounding (another conv kernel
+    order), and the weights did move. (SGD: Adam's normalised steps would magnify rounding in
+    near-zero gradients.)"""
+    sgd = CFG.model_copy(update={"optimizer": OptimizerConfig(name="sgd", lr=0.05)})
+    fast, slow = _Layout(), _Layout()
+    a = _conv_trainer(None, True, [fast], cfg=sgd)
+    b = _conv_trainer(None, False, [slow], cfg=sgd)
+    a.fit()
+    b.fit()
+    assert fast.seen == {True} and slow.seen == {False}
+    for name, t in a.model.state_dict().items():
+        assert t.is_contiguous(), name
+        torch.testing.assert_close(t, b.model.state_dict()[name], rtol=1e-4, atol=1e-5)
+    assert not torch.equal(a.model[0].weight, _conv_model(0)[0].weight)
+
+
+def test_channels_last_kill_and_resume_equals_uninterrupted(tmp_path: Path) -> None:
+    (tmp_path / "full").mkdir()
+    full = _conv_trainer(tmp_path / "full", True)
+    full.fit()
+    run = tmp_path / "killed"
+    run.mkdir()
+    with pytest.raises(Killed):
+        _conv_trainer(run, True, [KillAt(2, 4)]).fit()
+    resumed = _conv_trainer(run, True, init=99)
+    resumed.fit(resume=True)
+    assert_same_state(full.model, resumed.model)

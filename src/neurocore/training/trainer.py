@@ -208,6 +208,8 @@ class Trainer:
         loss_sum, correct, seen = 0.0, 0, 0
         base_lr = lr = self.cfg.optimizer.lr
         batches = self.train_split.batches(self.batch_size, self.max_value, order)
+        if self.cfg.channels_last:  # back to standard order at the end of the epoch
+            self.model.to(memory_format=torch.channels_last)
         for b, (x, y) in enumerate(batches):
             info = BatchInfo(epoch, b, epoch * self.batches_per_epoch + b, self.batches_per_epoch)
             lr = learning_rate(self.cfg.schedule, base_lr, info.progress, self.cfg.epochs)
@@ -216,6 +218,8 @@ class Trainer:
             for cb in self.callbacks:
                 cb.on_batch_start(self, info)
             x = random_shift(x, self.shift, order)
+            if self.cfg.channels_last and x.dim() == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
             logits = self.model(x)  # (B, classes)
             scaled = logits * self.cfg.logit_scale if self.cfg.logit_scale != 1.0 else logits
             if self.teacher is not None and (d := self.cfg.distill) is not None:
@@ -238,6 +242,8 @@ class Trainer:
             correct += int((logits.detach().argmax(dim=1) == y).sum())
             seen += len(y)
             progress.update(task, advance=1, loss=loss_sum / seen, acc=correct / seen)
+        if self.cfg.channels_last:
+            self.model.to(memory_format=torch.contiguous_format)
         record: dict[str, Any] = {
             "epoch": epoch,
             "step": (epoch + 1) * self.batches_per_epoch,
