@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -244,7 +245,7 @@ class _Layout(Callback):
                       and not w.is_contiguous())
 
 
-def _conv_trainer(run_dir: Path | None, channels_last: bool, callbacks: list[Callback] = (),  # type: ignore[assignment]
+def _conv_trainer(run_dir: Path | None, channels_last: bool, callbacks: Sequence[Callback] = (),
                   init: int = 0, cfg: TrainConfig = CFG) -> Trainer:
     cfg = cfg.model_copy(update={"channels_last": channels_last})
     return Trainer(_conv_model(init), _conv_data(), cfg, max_value=255, batch_size=10, seed=5,
