@@ -209,7 +209,8 @@ class Trainer:
         base_lr = lr = self.cfg.optimizer.lr
         batches = self.train_split.batches(self.batch_size, self.max_value, order)
         if self.cfg.channels_last:  # back to standard order at the end of the epoch
-            self.model.to(memory_format=torch.channels_last)
+            # (Module.to takes memory_format, as documented; torch's type stubs omit it)
+            self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         for b, (x, y) in enumerate(batches):
             info = BatchInfo(epoch, b, epoch * self.batches_per_epoch + b, self.batches_per_epoch)
             lr = learning_rate(self.cfg.schedule, base_lr, info.progress, self.cfg.epochs)
@@ -243,7 +244,7 @@ class Trainer:
             seen += len(y)
             progress.update(task, advance=1, loss=loss_sum / seen, acc=correct / seen)
         if self.cfg.channels_last:
-            self.model.to(memory_format=torch.contiguous_format)
+            self.model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
         record: dict[str, Any] = {
             "epoch": epoch,
             "step": (epoch + 1) * self.batches_per_epoch,
