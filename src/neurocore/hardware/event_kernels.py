@@ -108,7 +108,7 @@ def run_ticks(  # every tick of one chunk of frames (module doc: steps 1–6)
                         n_active += 1
                         word ^= low
             # 2. integrate: V += row i of W for each active axon i, four rows at a
-            # time (four independent memory streams: the rows are the memory traffic)
+            # time (four independent memory streams over rows scattered in a large table)
             n = 0
             while n + 4 <= n_active:
                 i0, i1 = active[k, n], active[k, n + 1]
