@@ -14,7 +14,10 @@ of ``--rounds`` passes through all cases (the machine is shared; the minimum is 
 disturbed run). "MAC ratio" is dense MACs / frequency-domain real MACs, ≈ block/2: the
 arithmetic bound on the speed-up. Then the crossover: per batch and mode, the smallest block size
 from which every larger block is faster than dense; last the headline case, beside two plain
-formulations that let autograd differentiate through torch.fft (einsum; one complex bmm).
+formulations that let autograd differentiate through torch.fft (einsum; one complex bmm), and
+the minor page faults per training step of dense and of the headline layer: the dense step's
+time includes first touching a fresh weight gradient, which glibc's default settings map anew
+each step (docs/circulant.md, "Why the dense step moves").
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import sys
 import time
 from collections.abc import Callable
@@ -82,6 +86,15 @@ class EinsumCirculant(nn.Module):
             spec_x = torch.fft.rfft(x.reshape(rows, -1, b), dim=-1)  # (R, q_in, F)
             spec_y = torch.einsum("rjf,ijf->rif", spec_x, spec_w)
         return torch.fft.irfft(spec_y, n=b, dim=-1).reshape(rows, -1)
+
+
+def faults_per_run(fn: Callable[[], object], runs: int = 10) -> float:
+    """Minor page faults per call of ``fn`` (after one warm-up call), from getrusage."""
+    fn()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(runs):
+        fn()
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / runs
 
 
 def cpu_model() -> str:
@@ -191,6 +204,13 @@ def main() -> None:
     print(f"headline {n}×{n}, block {head_block}, batch {head_batch}: forward {d_fwd:.2f} ms → "
           f"{c_fwd:.3f} ms ({d_fwd / c_fwd:.1f}×); forward+backward {d_fb:.2f} ms → "
           f"{c_fb:.3f} ms ({d_fb / c_fb:.1f}×; target ≥ 40×)")
+    x, g = torch.randn(head_batch, n, requires_grad=True), torch.randn(head_batch, n)
+    dense.train()
+    layers[head_block].train()
+    print(f"  minor page faults per forward+backward: dense "
+          f"{faults_per_run(forward_backward(dense, x, g)):.0f}, circulant "
+          f"{faults_per_run(forward_backward(layers[head_block], x, g)):.0f} (each step allocates "
+          f"fresh gradients; the dense one is {n * n * 4 / 2**20:.0f} MiB: docs/circulant.md)")
     for name in plain:
         a_fb = best[(name, head_batch)][1]
         print(f"  same case, {name} (no custom backward): forward+backward {a_fb:.3f} ms "
