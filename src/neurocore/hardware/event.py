@@ -99,7 +99,9 @@ class EventSimulator:
         w = program.effective_weights()
         small = w.numel() == 0 or (int(w.min()) >= -128 and int(w.max()) <= 127)
         self.w = arr(w, np.int8 if small else np.int16)
-        self.fanout = arr(program.crossbar.sum(2), np.int64)  # (C, A)
+        # (C, A) synapses per axon, read at random once per active axon: int16 keeps the table
+        # a quarter of int64's size (2 MiB for a full chip), so more of it stays in cache
+        self.fanout = arr(program.crossbar.sum(2), np.int16 if n < 2**15 else np.int32)
         # per-neuron constants of steps 2–5, folded so that the update has no branch:
         # reset = (V & keep) + add (absolute: keep 0, add R; linear: keep −1, add −α;
         # none: keep −1, add 0), and below −β (nbeta) V becomes negv (−R or −β)
