@@ -33,6 +33,7 @@ from neurocore.pipeline import model_for_inspection, run_recipe
 PAIRS = {
     "lenet": ("recipes/mnist-lenet.yaml", "recipes/mnist-lenet-circulant.yaml"),
     "conv": ("recipes/mnist-conv-fc.yaml", "recipes/mnist-conv-circulant.yaml"),
+    "lenet-bn": ("recipes/mnist-lenet-bn.yaml", "recipes/mnist-lenet-bn-circulant.yaml"),
 }
 STRUCTURED = (BlockCirculantLinear, BlockCirculantConv2d)
 
