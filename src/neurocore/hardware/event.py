@@ -8,9 +8,9 @@ Same results as :class:`~neurocore.hardware.simulator.Simulator` and
 - axon activity is a ring of (largest delay + 1) slots of bits, one bit per axon (a flag set
   twice is the OR); a core reads its slot's words, lists the set bits and clears them;
 - step 2 adds, for each *active* axon only, its row of W = B ∘ S(G) (precomputed, int8 when
-  every weight fits, else int16) into the membranes, four rows at a time: those rows are the
-  engine's largest memory traffic (though not what bounds its speed: docs/benchmarks.md,
-  "Simulator throughput");
+  every weight fits, else int16) into the membranes, four rows at a time: those rows are a
+  large part of the engine's memory traffic (though not what bounds its speed:
+  docs/benchmarks.md, "Simulator throughput");
 - steps 2–5 run on a core only when something can change there: it received input this tick,
   or one of its neurons is *unsettled* — a tick without input would make it spike or move its
   membrane (V − λ ≥ α, or the negative action and saturation of V − λ differ from V). Each
@@ -95,12 +95,12 @@ class EventSimulator:
             return np.ascontiguousarray(x.numpy().astype(dtype))
 
         # (C, A, N) rows of W = B ∘ S(G) in the narrowest type that holds them: the rows of
-        # the active axons are the engine's largest memory traffic
+        # the active axons are read at random every tick
         w = program.effective_weights()
         small = w.numel() == 0 or (int(w.min()) >= -128 and int(w.max()) <= 127)
         self.w = arr(w, np.int8 if small else np.int16)
         # (C, A) synapses per axon, read at random once per active axon: int16 keeps the table
-        # a quarter of int64's size (2 MiB for a full chip), so more of it stays in cache
+        # at a quarter of int64's size (2 MiB for a full chip)
         self.fanout = arr(program.crossbar.sum(2), np.int16 if n < 2**15 else np.int32)
         # per-neuron constants of steps 2–5, folded so that the update has no branch:
         # reset = (V & keep) + add (absolute: keep 0, add R; linear: keep −1, add −α;
