@@ -139,16 +139,19 @@ class EventSimulator:
         # port, NOWHERE for none
         dest, axon = program.dest_core.long(), program.dest_axon.long()
         flag = dest * (self.wpc * 64) + axon
+        flag_type = np.int32 if c * self.wpc * 64 < 2**31 else np.int64
         self.target_of = arr(torch.where(routed, flag, torch.where(
-            dest == DEST_OUTPUT, -1 - axon, torch.full_like(flag, NOWHERE))),
-            np.int32 if c * self.wpc * 64 < 2**31 else np.int64)
-        # the flags each input line sets: line_flag[line_ptr[l] : line_ptr[l + 1]]
+            dest == DEST_OUTPUT, -1 - axon, torch.full_like(flag, NOWHERE))), flag_type)
+        # the flags each input line sets: line_flag[line_ptr[l] : line_ptr[l + 1]]. Every tick
+        # reads them at random for each active line: as int32 (half the cache of int64) the
+        # full-chip benchmark's tick took 2.5 ms instead of 2.9 (docs/benchmarks.md)
         lines = program.input_line.long()
         order = torch.argsort(lines, stable=True)
         self.line_ptr = arr(torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(
-            torch.bincount(lines, minlength=program.num_inputs), 0)]), np.int64)
+            torch.bincount(lines, minlength=program.num_inputs), 0)]),
+            np.int32 if lines.numel() < 2**31 else np.int64)
         in_flag = program.input_core.long() * (self.wpc * 64) + program.input_axon.long()
-        self.line_flag = arr(in_flag[order], np.int64)
+        self.line_flag = arr(in_flag[order], flag_type)
         self.at_rest = np.zeros(c, np.bool_)  # cores that change with no input from V = 0
         self.kernels["unsettled_at_rest"](q["leak"], q["alpha"], q["nbeta"], q["negv"],
                                           spec.membrane_min, spec.membrane_max, self.at_rest)
