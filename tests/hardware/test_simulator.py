@@ -358,6 +358,38 @@ def test_fast_equals_reference_on_random_programs(
             assert torch.equal(getattr(plain, f), getattr(ref, f)), (engine, f)
 
 
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), linear=st.booleans(), batch=st.integers(1, 2))
+def test_event_engine_int16_membranes_when_the_program_bounds_them(
+    seed: int, linear: bool, batch: int
+) -> None:
+    """Every neuron resetting to an absolute value bounds V by the program's constants, and a
+    small core's rows add little in a tick: the event engine then stores membranes as int16,
+    and still equals the reference exactly, every recorded membrane inside the settled range.
+    One linear reset lifts that bound (V − α can stay above α): int32."""
+    spec = CoreSpec(axons=16, neurons=8, axon_types=4, strength_min=-255, strength_max=255,
+                    membrane_bits=20, max_delay=3, name="small")
+    g = torch.Generator().manual_seed(seed)
+    p = _dynamic_program(g, spec, cores=3, num_inputs=7, num_outputs=2, entries=20)
+    mode = torch.full_like(p.reset_mode, int(ResetMode.ABSOLUTE))
+    if linear:
+        mode[0, 0] = int(ResetMode.LINEAR)
+    p = p.replace(reset_mode=mode)
+    ev = EventSimulator(p)
+    np = event_engine.np
+    assert ev.v_dtype == (np.int32 if linear else np.int16)
+    x = torch.rand((batch, 8, 7), generator=g) < 0.5
+    got = ev.run(x, 12, record=True)
+    ref = reference_simulate(p, x, 12, record=True)
+    for f in FIELDS:
+        _same(getattr(got, f), getattr(ref, f), f)
+    consts = {k: torch.from_numpy(v).long() for k, v in ev.consts.items()}
+    lo, hi = event_engine.settled_range(p, consts)  # the recorded V is V after each update
+    assert ref.membrane is not None and lo <= int(ref.membrane.min()) <= int(ref.membrane.max()) <= hi
+    wide_lo, wide_hi = event_engine.membrane_range(p, p.effective_weights(), consts)
+    assert wide_lo <= lo and hi <= wide_hi
+
+
 @settings(max_examples=20, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), axons=st.integers(65, 130), bits=st.sampled_from([20, 32]),
        batch=st.integers(1, 2))

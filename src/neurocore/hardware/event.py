@@ -74,6 +74,39 @@ def _kernels() -> dict[str, Any]:
     return _KERNELS
 
 
+def settled_range(program: Program, consts: dict[str, torch.Tensor]) -> tuple[int, int]:
+    """Bounds on V after any update (and before the first tick, V = 0); ``consts``: the folded
+    per-neuron constants of ``EventSimulator``.
+
+    The update clamps V to the membrane's range. Where every neuron resets to an absolute value
+    (keep = 0) the bounds are tighter: a neuron that fired holds R (``add``); one that did not
+    has V − λ < α, so V ≤ α − 1, and either V ≥ −β (``nbeta``) or V was set to ``negv`` (−R or
+    −β). A linear or no reset can leave V − α or V above α, so then only the clamp bounds it.
+    """
+    spec = program.spec
+    lo, hi = spec.membrane_min, spec.membrane_max
+    if program.num_cores and bool((consts["keep"] == 0).all()):
+        floor = torch.stack([consts["add"], consts["nbeta"], consts["negv"]])
+        top = torch.stack([consts["add"], consts["alpha"] - 1, consts["negv"]])
+        lo, hi = max(lo, min(0, int(floor.min()))), min(hi, max(0, int(top.max())))
+    return lo, hi
+
+
+def membrane_range(
+    program: Program, w: torch.Tensor, consts: dict[str, torch.Tensor]
+) -> tuple[int, int]:
+    """Bounds on every value the event engine stores in a membrane: the settled range
+    (:func:`settled_range`) widened by what one tick's rows can add before the next update.
+    Each axon adds its row at most once a tick, so the input sum of neuron j lies between the
+    sums of the negative and of the positive weights of column j of ``w`` (the program's
+    (C, A, N) effective weights)."""
+    lo, hi = settled_range(program, consts)
+    w = w.long()
+    pos = int(w.clamp(min=0).sum(1).max()) if w.numel() else 0
+    neg = int(w.clamp(max=0).sum(1).min()) if w.numel() else 0
+    return lo + neg, hi + pos
+
+
 class EventSimulator:
     """The event-driven engine for one program (module doc); same API as ``Simulator``.
 
@@ -125,11 +158,12 @@ class EventSimulator:
         hi = max((int(t.max()) for t in consts.values() if t.numel()), default=0)
         width = next(b for b in (8, 16, 32, 64) if -(2 ** (b - 1)) <= lo and hi < 2 ** (b - 1))
         self.consts = q = {k: arr(t, np.dtype(f"int{width}").type) for k, t in consts.items()}
-        # the membrane and its running sum within a tick: |V| ≤ 2^(bits−1), plus the input
-        # sum ≤ A · max|S|, minus the leak; int32 when that cannot overflow, else int64
-        leak_max = int(program.leak.abs().max()) if program.leak.numel() else 0
-        bound = 2 ** (spec.membrane_bits - 1) + spec.axons * spec.strength_abs_max + leak_max
-        self.v_dtype = np.int32 if bound < 2**31 else np.int64
+        # the stored membrane: its value after an update, plus one tick's input sum while the
+        # rows are added (the update itself computes in int64), in the narrowest of int16,
+        # int32 and int64 that holds every value the program can reach
+        v_lo, v_hi = membrane_range(program, w, consts)
+        self.v_dtype = next(t for t in (np.int16, np.int32, np.int64)
+                            if np.iinfo(t).min <= v_lo and v_hi <= np.iinfo(t).max)
         # the axon flags: one bit per axon, wpc 64-bit words per core, in a ring of slots
         self.wpc = -(-a // 64)
         routed = program.dest_core >= 0
