@@ -25,9 +25,9 @@ Same results as :class:`~neurocore.hardware.simulator.Simulator` and
 One compiled call runs every tick of a chunk of frames. Within a tick the (frame, core) pairs
 run in parallel; inputs and deliveries run in parallel over (frame, range of destination
 cores) so that no two threads write one flag word (numba ``prange``; threads as
-``numba.set_num_threads``). The membrane is int32 unless 2^(bits−1) + A · max|S| + max|λ|
-could overflow it (then int64), the per-neuron constants in the narrowest integer type that
-holds them all — all exact.
+``numba.set_num_threads``). The membrane is stored in the narrowest of int16, int32 and int64
+that holds every value the program can reach (:func:`membrane_range`), the per-neuron constants
+in the narrowest integer type that holds them all — all exact.
 Frames run in chunks bounded in memory (:data:`STATE_BYTES`).
 
 numba is the optional extra ``neurocore[fast]``; :func:`available` says whether it is installed,
