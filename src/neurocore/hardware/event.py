@@ -177,8 +177,8 @@ class EventSimulator:
         self.target_of = arr(torch.where(routed, flag, torch.where(
             dest == DEST_OUTPUT, -1 - axon, torch.full_like(flag, NOWHERE))), flag_type)
         # the flags each input line sets: line_flag[line_ptr[l] : line_ptr[l + 1]]. Every tick
-        # reads them at random for each active line: as int32 (half the cache of int64) the
-        # full-chip benchmark's tick took 2.5 ms instead of 2.9 (docs/benchmarks.md)
+        # reads them at random for each active line: int32 takes half the cache of int64 (the
+        # full-chip benchmark ran about 11 % faster with it: docs/benchmarks.md)
         lines = program.input_line.long()
         order = torch.argsort(lines, stable=True)
         self.line_ptr = arr(torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(
