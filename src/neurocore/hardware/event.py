@@ -8,9 +8,9 @@ Same results as :class:`~neurocore.hardware.simulator.Simulator` and
 - axon activity is a ring of (largest delay + 1) slots of bits, one bit per axon (a flag set
   twice is the OR); a core reads its slot's words, lists the set bits and clears them;
 - step 2 adds, for each *active* axon only, its row of W = B ∘ S(G) (precomputed, int8 when
-  every weight fits, else int16) into the membranes, four rows at a time: those rows are a
-  large part of the engine's memory traffic (though not what bounds its speed:
-  docs/benchmarks.md, "Simulator throughput");
+  every weight fits, else int16) into the membranes, four rows at a time. Those rows are read
+  at random from a large table, so a thread lists the next core's active axons before it
+  integrates the current one and prefetches their rows meanwhile;
 - steps 2–5 run on a core only when something can change there: it received input this tick,
   or one of its neurons is *unsettled* — a tick without input would make it spike or move its
   membrane (V − λ ≥ α, or the negative action and saturation of V − λ differ from V). Each
@@ -18,17 +18,20 @@ Same results as :class:`~neurocore.hardware.simulator.Simulator` and
   V = 0); a settled core without input is skipped, which is exact by that very definition.
   Leak-free cores and the memoryless neurons of compiled networks (λ ≥ 0, floor at 0) settle,
   so only the cores a spike reaches cost anything. The update itself has no branch (resets
-  and the negative threshold are selects over per-neuron constants), so it vectorizes;
+  and the negative threshold are selects over per-neuron constants), so it vectorizes, in
+  int32 lanes where that is exact (int16 membranes and constants);
 - step 6 lists where each spike goes (an axon flag ``delay`` slots on, or an output port),
-  then delivers the lists.
+  read as one number per neuron (:meth:`EventSimulator.sends`), into a bucket per
+  destination range of cores; then each range's thread delivers the buckets addressed to it.
 
-One compiled call runs every tick of a chunk of frames. Within a tick the (frame, core) pairs
-run in parallel; inputs and deliveries run in parallel over (frame, range of destination
-cores) so that no two threads write one flag word (numba ``prange``; threads as
-``numba.set_num_threads``). The membrane is stored in the narrowest of int16, int32 and int64
-that holds every value the program can reach (:func:`membrane_range`), the per-neuron constants
-in the narrowest integer type that holds them all — all exact.
-Frames run in chunks bounded in memory (:data:`STATE_BYTES`).
+One compiled call runs every tick of a chunk of frames. Each frame's cores are split into one
+contiguous range per thread (numba ``prange``; threads as ``numba.set_num_threads``): a thread
+updates its range's cores and alone sets their flags, so no two threads write one flag word;
+external inputs are set in parallel over pieces of the input lines, with an atomic OR. The
+membrane is stored in the narrowest of int16, int32 and int64 that holds every value the
+program can reach (:func:`membrane_range`), the per-neuron constants in the narrowest integer
+type that holds them all — all exact. Frames run in chunks bounded in memory
+(:data:`STATE_BYTES`).
 
 numba is the optional extra ``neurocore[fast]``; :func:`available` says whether it is installed,
 and :func:`~neurocore.hardware.simulator.make_simulator` falls back to the dense engine without
@@ -51,6 +54,16 @@ STATE_BYTES = 256 * 2**20  # per chunk of frames: membranes, input sums and axon
 
 _KERNELS: dict[str, Any] = {}
 NOWHERE = -(2**31)  # the spike target of a neuron whose spikes go nowhere (DEST_UNUSED)
+
+
+def zeros(shape: tuple[int, ...], dtype: type) -> np.ndarray:
+    """``np.zeros``, but with the zeros written at once: numpy then allocates large arrays in
+    huge pages, and this machine's first touch of a fresh 4 KiB page costs ≈ 10 µs (the
+    per-tick statistics of a long full-chip run cost ≈ 0.15 ms per tick that way:
+    docs/benchmarks.md)."""
+    out: np.ndarray = np.empty(shape, dtype)
+    out.fill(0)
+    return out
 
 
 def available() -> bool:
@@ -168,14 +181,13 @@ class EventSimulator:
         self.wpc = -(-a // 64)
         routed = program.dest_core >= 0
         self.slots = int(program.delay[routed].max()) + 1 if bool(routed.any()) else 1
-        self.delay = arr(program.delay, np.uint8)
-        # where each neuron's spikes go: its axon's flag within a slot, −1 − port for an output
-        # port, NOWHERE for none
+        # where each neuron's spikes go (sends): its axon's flag within a slot, −1 − port for
+        # an output port, NOWHERE for none
         dest, axon = program.dest_core.long(), program.dest_axon.long()
-        flag = dest * (self.wpc * 64) + axon
-        flag_type = np.int32 if c * self.wpc * 64 < 2**31 else np.int64
-        self.target_of = arr(torch.where(routed, flag, torch.where(
-            dest == DEST_OUTPUT, -1 - axon, torch.full_like(flag, NOWHERE))), flag_type)
+        self.flag_type = np.int32 if self.slots * c * self.wpc * 64 < 2**31 else np.int64
+        self.target = torch.where(routed, dest * (self.wpc * 64) + axon, torch.where(
+            dest == DEST_OUTPUT, -1 - axon, torch.full_like(dest, NOWHERE)))
+        self._sends: dict[int, tuple[np.ndarray, int]] = {}
         # the flags each input line sets: line_flag[line_ptr[l] : line_ptr[l + 1]]. Every tick
         # reads them at random for each active line: int32 takes half the cache of int64 (the
         # full-chip benchmark ran about 11 % faster with it: docs/benchmarks.md)
@@ -185,10 +197,33 @@ class EventSimulator:
             torch.bincount(lines, minlength=program.num_inputs), 0)]),
             np.int32 if lines.numel() < 2**31 else np.int64)
         in_flag = program.input_core.long() * (self.wpc * 64) + program.input_axon.long()
-        self.line_flag = arr(in_flag[order], flag_type)
+        self.line_flag = arr(in_flag[order], self.flag_type)
         self.at_rest = np.zeros(c, np.bool_)  # cores that change with no input from V = 0
         self.kernels["unsettled_at_rest"](q["leak"], q["alpha"], q["nbeta"], q["negv"],
                                           spec.membrane_min, spec.membrane_max, self.at_rest)
+
+    def sends(self, parts: int) -> tuple[np.ndarray, int]:
+        """Each neuron's spike target as the kernel reads it when a chunk's cores are split
+        into ``parts`` ranges (one per thread), and how many low bits name the range.
+
+        One number per neuron, so that listing a spike costs one random read: for a neuron
+        that sends to an axon, (its flag in the ring slot ``delay`` ticks after slot 0)
+        shifted left by ``bits``, OR the range of cores that owns that flag; −1 − port for an
+        output port; NOWHERE for none."""
+        if parts not in self._sends:
+            c = self.sizes[0]
+            bits = (parts - 1).bit_length()
+            owner = torch.empty(c, dtype=torch.long)  # the same ranges as run_ticks
+            for p in range(parts):
+                owner[c * p // parts : c * (p + 1) // parts] = p
+            span = self.wpc * 64
+            ahead = self.program.delay.long() * (c * span) + self.target
+            code = torch.where(self.target >= 0,
+                               (ahead << bits) | owner[self.target.clamp(min=0) // span],
+                               self.target)
+            kind = np.int32 if (self.slots * c * span) << bits < 2**31 else np.int64
+            self._sends[parts] = (np.ascontiguousarray(code.numpy().astype(kind)), bits)
+        return self._sends[parts]
 
     def run(self, inputs: torch.Tensor, ticks: int, *, record: bool = False,
             spike_weights: torch.Tensor | None = None) -> SimResult:
@@ -202,16 +237,20 @@ class EventSimulator:
         weight = np.zeros((0, 0), np.float64)  # read only when given
         if spike_weights is not None:
             weight = np.ascontiguousarray(spike_weights.reshape(c, n).to(torch.float64).numpy())
-        outputs = np.zeros((batch, ticks, p), np.int32)
-        core_spikes = np.zeros((batch, ticks, c), np.int64)  # per tick and core
-        events = np.zeros((batch, ticks, c), np.int64)
-        weighted = np.zeros((batch, ticks if spike_weights is not None else 0, c), np.float64)
-        updates = np.zeros((batch, c), np.int64)
+        outputs = zeros((batch, ticks, p), np.int32)
+        core_spikes = zeros((batch, ticks, c), np.int64)  # per tick and core
+        events = zeros((batch, ticks, c), np.int64)
+        weighted = zeros((batch, ticks if spike_weights is not None else 0, c), np.float64)
+        updates = zeros((batch, c), np.int64)
         rec_shape = (batch, ticks, c, n) if record else (batch, 0, 0, 0)
-        rec_spk = np.zeros(rec_shape, np.bool_)
-        rec_v = np.zeros(rec_shape, np.int32)
+        rec_spk = zeros(rec_shape, np.bool_)
+        rec_v = zeros(rec_shape, np.int32)
 
-        state = (np.dtype(self.v_dtype).itemsize + 1 + 8) * n + 4 * a + 8 * self.slots * self.wpc
+        # per frame and core: membranes, fired flags, the spike buckets and the axon flags
+        parts = k["threads"]()
+        send, bits = self.sends(parts)
+        state = ((np.dtype(self.v_dtype).itemsize + 1 + send.itemsize) * n
+                 + 8 * self.slots * self.wpc)
         chunk = max(1, min(batch, STATE_BYTES // (c * state)))
         q = self.consts
         x = x.view(np.uint8)
@@ -221,17 +260,14 @@ class EventSimulator:
             hi = min(batch, lo + chunk)
             nb = hi - lo
             k["run_ticks"](
-                ticks, ticks_in, self.slots, k["threads"](),
+                ticks, ticks_in, self.slots, parts,
                 np.ascontiguousarray(x[lo:hi]), self.line_ptr, self.line_flag, record,
                 spec.membrane_min, spec.membrane_max, self.w, self.fanout, q["leak"], q["alpha"],
-                q["nbeta"], q["negv"], q["keep"], q["add"], self.target_of, self.delay, weight,
-                np.zeros((nb, c, n), self.v_dtype),  # membranes
-                np.zeros((nb, self.slots * c * self.wpc), np.uint64),  # the ring of axon flags
-                np.zeros((nb * c, a), np.int32),  # each core's active axons this tick
+                q["nbeta"], q["negv"], q["keep"], q["add"], send, bits, weight,
+                zeros((nb, c, n), self.v_dtype),  # membranes
+                zeros((nb, self.slots * c * self.wpc), np.uint64),  # the ring of axon flags
                 np.repeat(self.at_rest[None], nb, axis=0),  # unsettled cores
-                np.zeros((nb, c, -(-n // 8) * 8), np.uint8),  # fired this tick (whole words)
-                np.zeros((nb, c, n), np.int64),  # where this tick's spikes go
-                np.zeros((nb, c), np.int64),  # how many
+                zeros((nb, c, -(-n // 8) * 8), np.uint8),  # fired this tick (whole words)
                 outputs[lo:hi], events[lo:hi], core_spikes[lo:hi], weighted[lo:hi],
                 updates[lo:hi], rec_spk[lo:hi], rec_v[lo:hi],
             )

@@ -7,7 +7,10 @@ docstring describes them). A module of its own, imported only when numba is inst
 from __future__ import annotations
 
 import numpy as np
-from numba import get_num_threads, njit, prange
+from llvmlite import ir
+from numba import get_num_threads, njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from neurocore.hardware.event import NOWHERE
 
@@ -17,6 +20,51 @@ __all__ = ["get_num_threads", "run_ticks", "unsettled_at_rest"]
 DEBRUIJN = np.uint64(0x03F79D71B4CB0A89)
 LOWEST = np.zeros(64, np.int64)
 LOWEST[[((1 << i) * int(DEBRUIJN) % 2**64) >> 58 for i in range(64)]] = np.arange(64)
+
+
+def _item_pointer(context, builder, sig, args):
+    # the address of ary[idx] for a 1-D array ``ary``: the intrinsics' first two arguments
+    aryty, idxty = sig.args[0], sig.args[1]
+    ary = context.make_array(aryty)(context, builder, args[0])
+    idx = context.cast(builder, args[1], idxty, types.intp)
+    return cgutils.get_item_pointer(context, builder, aryty, ary, [idx])
+
+
+def _one_dim(ary, idx) -> bool:
+    return isinstance(ary, types.Array) and ary.ndim == 1 and isinstance(idx, types.Integer)
+
+
+@intrinsic
+def atomic_or(typingctx, ary, idx, val):
+    """ary[idx] |= val as one atomic instruction (``lock or``): threads may set bits of one
+    word at once. Relaxed ordering: the end of the parallel loop orders it."""
+    if not _one_dim(ary, idx):
+        return None
+
+    def codegen(context, builder, sig, args):
+        builder.atomic_rmw("or", _item_pointer(context, builder, sig, args), args[2], "monotonic")
+        return context.get_dummy_value()
+
+    return types.void(ary, idx, ary.dtype), codegen
+
+
+@intrinsic
+def prefetch(typingctx, ary, idx):
+    """A hint that ary[idx] will be read soon (LLVM's ``llvm.prefetch``: read, keep in all
+    cache levels); no effect on any value."""
+    if not _one_dim(ary, idx):
+        return None
+
+    def codegen(context, builder, sig, args):
+        byte_ptr, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [byte_ptr, i32, i32, i32]),
+            "llvm.prefetch.p0")
+        address = builder.bitcast(_item_pointer(context, builder, sig, args), byte_ptr)
+        builder.call(fn, [address, i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return types.void(ary, idx), codegen
 
 
 @njit(cache=True, inline="always")
@@ -55,119 +103,197 @@ def update(b, c, v, fired, leak, alpha, nbeta, negv, keep, add, v_lo, v_hi):
     return moving
 
 
-@njit(cache=True, inline="always")
-def set_flag(ring, b, flag):  # a flag set twice is the OR
-    ring[b, flag >> 6] |= np.uint64(1) << np.uint64(flag & 63)
+I32 = np.int32
+
+
+@njit(cache=True)
+def update32(b, c, v, fired, leak, alpha, nbeta, negv, keep, add, v_lo, v_hi):
+    # ``update`` computed in int32 (numba computes integers in int64 unless each result is
+    # cast): exact when V and the constants are int16 or narrower and the clamp fits int32,
+    # for then V − λ, the reset and the settle check all fit int32
+    lo, hi = I32(v_lo), I32(v_hi)
+    vc, fc = v[b, c], fired[b, c]
+    lkc, alc, nbc, ngc, kpc, adc = leak[c], alpha[c], nbeta[c], negv[c], keep[c], add[c]
+    moving = False
+    for j in range(vc.shape[0]):
+        lk, al, nb, ng = I32(lkc[j]), I32(alc[j]), I32(nbc[j]), I32(ngc[j])
+        u = I32(I32(vc[j]) - lk)
+        f = u >= al
+        after = I32(I32(u & I32(kpc[j])) + I32(adc[j]))  # the reset: R, V − α or V
+        vj = min(max(after if f else (ng if u < nb else u), lo), hi)
+        vc[j] = vj
+        fc[j] = f
+        u = I32(vj - lk)  # the settle check (``moves``)
+        moving |= (u >= al) | (min(max(ng if u < nb else u, lo), hi) != vj)
+    return moving
 
 
 @njit(cache=True, inline="always")
-def share(kp, parts, nc, span):
-    # frame b and the axon flags [lo, hi) of the p-th of ``parts`` ranges of its cores
-    b, p = kp // parts, kp % parts
-    return b, (nc * p // parts) * span, (nc * (p + 1) // parts) * span
+def set_flag(words, flag):  # a flag set twice is the OR
+    words[flag >> 6] |= np.uint64(1) << np.uint64(flag & 63)
+
+
+@njit(cache=True, inline="always")
+def list_bits(words, lo, hi, out, n):
+    # append the index of every set bit of words[lo:hi] (relative to lo) to out[n:], clear
+    # those words; how many there are now. Lowest bit first, found by de Bruijn multiplication
+    for q in range(lo, hi):
+        word = words[q]
+        if word:
+            words[q] = 0
+            while word:
+                low = word & (~word + np.uint64(1))
+                out[n] = (q - lo) * 64 + LOWEST[(low * DEBRUIJN) >> np.uint64(58)]
+                n += 1
+                word ^= low
+    return n
 
 
 @njit(parallel=True, cache=True)
-def run_ticks(  # every tick of one chunk of frames (module doc: steps 1–6)
+def run_ticks(  # every tick of one chunk of frames (module doc of event.py: steps 1–6)
     ticks, ticks_in, slots, parts, x, line_ptr, line_flag, record, v_lo, v_hi, w, fanout, leak,
-    alpha, nbeta, negv, keep, add, target_of, delay, spike_weight, v, ring, active,
-    unsettled, fired, targets, n_targets, outputs, events, core_spikes, weighted, updates,
-    rec_spk, rec_v,
+    alpha, nbeta, negv, keep, add, send, bits, spike_weight, v, ring, unsettled, fired,
+    outputs, events, core_spikes, weighted, updates, rec_spk, rec_v,
 ):
     nb, nc, nn = v.shape
+    na = w.shape[1]
     wpc = ring.shape[1] // (slots * nc)  # 64-bit words of axon flags per core and slot
-    plane = nc * wpc * 64  # flags per slot
+    span = wpc * 64  # flags per core and slot
+    plane = nc * span  # flags per slot
     x_words = x.view(np.uint64)  # input lines, 8 per read
-    fired_words = fired.view(np.uint64)  # neurons, 8 per read
+    fired_words = fired.view(np.uint64)  # neurons, 8 per read (bytes of 0 or 1)
+    rows = w.reshape(-1)  # for prefetching
     weigh = weighted.shape[1] > 0  # energy weights were given
+    # the update in int32 lanes (twice as many per vector as int64) where that is exact:
+    # V and the constants in int16 or less and the clamp within int32 (update32)
+    narrow = v.itemsize == 2 and leak.itemsize <= 2 and -(2**31) <= v_lo and v_hi < 2**31
+    pieces = max(1, min(16 * parts, x_words.shape[2]))  # of the input lines, per frame
+    # Each frame's cores are split into ``parts`` ranges, one per thread. A spike goes into
+    # the bucket of its source range and destination range (an output port: range 0); each
+    # bucket holds at most one spike of each neuron that sends there, so it is sized by them
+    # Each frame's cores are split into ``parts`` ranges, one per thread. A spike goes into
+    # the bucket of its source range and destination range (an output port: range 0); each
+    # bucket holds at most one spike of each neuron that sends there, so it is sized by them
+    mask = (1 << bits) - 1  # ``send``: the destination range in the low bits (event.py)
+    flags = slots * plane  # in the ring
+    room = np.zeros((parts, parts), np.int64)  # neurons that send from range s to range d
+    for p in range(parts):
+        for c in range(nc * p // parts, nc * (p + 1) // parts):
+            for j in range(nn):
+                code = send[c, j]
+                if code != NOWHERE:
+                    room[p, code & mask if code >= 0 else 0] += 1
+    bucket_at = np.empty((parts, parts), np.int64)  # where bucket (s, d) starts
+    start = 0
+    for s in range(parts):
+        for d in range(parts):
+            bucket_at[s, d] = start
+            start += room[s, d]
+    bucket = np.empty((nb, max(1, start)), send.dtype)
+    filled = np.empty((nb, parts, parts), np.int64)  # spikes in each bucket this tick
+    listed = np.empty((nb * parts, 2, na), np.int64)  # active axons: this core's, the next's
     for t in range(ticks):
         phase = t % slots
-        if t < ticks_in:  # 1. external inputs
-            for kp in prange(nb * parts):
-                b, lo, hi = share(kp, parts, nc, wpc * 64)
-                for q in range(x_words.shape[2]):
+        if t < ticks_in:  # 1. external inputs, in parallel over pieces of the input lines
+            for kp in prange(nb * pieces):
+                b, p = kp // pieces, kp % pieces
+                words = ring[b]
+                n_words = x_words.shape[2]
+                for q in range(n_words * p // pieces, n_words * (p + 1) // pieces):
                     if x_words[b, t, q]:
                         for line in range(8 * q, 8 * q + 8):
                             if x[b, t, line]:
                                 for m in range(line_ptr[line], line_ptr[line + 1]):
-                                    flag = line_flag[m]
-                                    if lo <= flag < hi:
-                                        set_flag(ring, b, phase * plane + flag)
-        for k in prange(nb * nc):
-            b = k // nc
-            c = k - b * nc
-            n_active = 0  # this core's active axons; their flags are cleared
-            for q in range(wpc):
-                at = (phase * nc + c) * wpc + q
-                word = ring[b, at]
-                if word:
-                    ring[b, at] = 0
-                    while word:  # each set bit, lowest first (de Bruijn)
-                        low = word & (~word + np.uint64(1))
-                        active[k, n_active] = q * 64 + LOWEST[(low * DEBRUIJN) >> np.uint64(58)]
-                        n_active += 1
-                        word ^= low
-            # 2. integrate: V += row i of W for each active axon i, four rows at a
-            # time (four independent memory streams over rows scattered in a large table)
-            n = 0
-            while n + 4 <= n_active:
-                i0, i1 = active[k, n], active[k, n + 1]
-                i2, i3 = active[k, n + 2], active[k, n + 3]
-                for j in range(nn):
-                    v[b, c, j] += (np.int32(w[c, i0, j]) + np.int32(w[c, i1, j])
-                                   + np.int32(w[c, i2, j]) + np.int32(w[c, i3, j]))
-                n += 4
-            while n < n_active:
-                i0 = active[k, n]
-                for j in range(nn):
-                    v[b, c, j] += w[c, i0, j]
-                n += 1
-            n_events = 0
-            for n in range(n_active):
-                n_events += fanout[c, active[k, n]]
-            events[b, t, c] = n_events
-            n_targets[b, c] = 0
-            if not (n_active or unsettled[b, c]):  # settled and no input: nothing changes
+                                    flag = phase * plane + line_flag[m]
+                                    bit = np.uint64(1) << np.uint64(flag & 63)
+                                    atomic_or(words, flag >> 6, bit)  # type: ignore[call-arg]
+        for kp in prange(nb * parts):  # 2–6, the cores of one range of one frame
+            b, p = kp // parts, kp % parts
+            lo, hi = nc * p // parts, nc * (p + 1) // parts
+            words = ring[b]
+            for d in range(parts):
+                filled[b, p, d] = 0
+            following = 0  # the next core's active axons, listed one core ahead
+            if lo < hi:
+                at = (phase * nc + lo) * wpc
+                following = list_bits(words, at, at + wpc, listed[kp, 0], 0)
+            for c in range(lo, hi):
+                mine = listed[kp, (c - lo) & 1]
+                n_active = following
+                if c + 1 < hi:  # list the next core's axons; start fetching their rows
+                    at = (phase * nc + c + 1) * wpc
+                    nxt = listed[kp, (c + 1 - lo) & 1]
+                    following = list_bits(words, at, at + wpc, nxt, 0)
+                    for n in range(following):
+                        row = ((c + 1) * na + nxt[n]) * nn
+                        for o in range(0, nn, 64 // w.itemsize):  # each cache line
+                            prefetch(rows, row + o)  # type: ignore[call-arg]
+                # 2. integrate: V += row i of W for each active axon i, four rows at a time
+                n = 0
+                while n + 4 <= n_active:
+                    i0, i1, i2, i3 = mine[n], mine[n + 1], mine[n + 2], mine[n + 3]
+                    for j in range(nn):
+                        v[b, c, j] += (np.int32(w[c, i0, j]) + np.int32(w[c, i1, j])
+                                       + np.int32(w[c, i2, j]) + np.int32(w[c, i3, j]))
+                    n += 4
+                while n < n_active:
+                    i0 = mine[n]
+                    for j in range(nn):
+                        v[b, c, j] += w[c, i0, j]
+                    n += 1
+                n_events = 0
+                for n in range(n_active):
+                    n_events += fanout[c, mine[n]]
+                events[b, t, c] = n_events
+                if not (n_active or unsettled[b, c]):  # settled and no input: nothing changes
+                    if record:
+                        for j in range(nn):
+                            rec_v[b, t, c, j] = v[b, c, j]
+                    continue
+                updates[b, c] += 1
+                if narrow:
+                    unsettled[b, c] = update32(b, c, v, fired, leak, alpha, nbeta, negv, keep,
+                                               add, v_lo, v_hi)
+                else:
+                    unsettled[b, c] = update(b, c, v, fired, leak, alpha, nbeta, negv, keep,
+                                             add, v_lo, v_hi)
                 if record:
                     for j in range(nn):
                         rec_v[b, t, c, j] = v[b, c, j]
-                continue
-            updates[b, c] += 1
-            unsettled[b, c] = update(b, c, v, fired, leak, alpha, nbeta, negv, keep, add,
-                                     v_lo, v_hi)
-            if record:
-                for j in range(nn):
-                    rec_v[b, t, c, j] = v[b, c, j]
-                    rec_spk[b, t, c, j] = fired[b, c, j]
-            n_fired = 0
-            n_out = 0
-            spent = 0.0
-            for q in range(fired_words.shape[2]):  # 6. where each spike goes
-                if fired_words[b, c, q]:
-                    for j in range(8 * q, 8 * q + 8):
-                        if fired[b, c, j]:
-                            n_fired += 1
-                            if weigh:
-                                spent += spike_weight[c, j]
-                            goes = target_of[c, j]
-                            if goes >= 0:  # an axon flag, in the slot `delay` ticks on
-                                goes += ((t + delay[c, j]) % slots) * plane
-                            if goes != NOWHERE:
-                                targets[b, c, n_out] = goes
-                                n_out += 1
-            n_targets[b, c] = n_out
-            core_spikes[b, t, c] = n_fired
-            if weigh:
-                weighted[b, t, c] = spent
-        # 6. deliver, into a slot other than this tick's (delay ≥ 1). Each thread owns
-        # the flags of a range of cores (lo ≤ flag < hi), so no two write one word.
+                        rec_spk[b, t, c, j] = fired[b, c, j]
+                n_fired = 0
+                spent = 0.0
+                for q in range(fired_words.shape[2]):  # 6. each spike, into its bucket
+                    word = fired_words[b, c, q]
+                    while word:  # each set byte: its lowest bit's index // 8
+                        low = word & (~word + np.uint64(1))
+                        j = 8 * q + (LOWEST[(low * DEBRUIJN) >> np.uint64(58)] >> 3)
+                        word ^= low
+                        n_fired += 1
+                        if weigh:
+                            spent += spike_weight[c, j]
+                        goes = send[c, j]  # an output port −1 − port: range 0 counts it
+                        d = 0
+                        if goes >= 0:  # an axon flag, in the slot ``delay`` ticks on
+                            d = goes & mask
+                            goes = (goes >> bits) + phase * plane
+                            if goes >= flags:
+                                goes -= flags
+                        if goes != NOWHERE:
+                            bucket[b, bucket_at[p, d] + filled[b, p, d]] = goes
+                            filled[b, p, d] += 1
+                core_spikes[b, t, c] = n_fired
+                if weigh:
+                    weighted[b, t, c] = spent
+        # 6. deliver, into a slot other than this tick's (delay ≥ 1): each range's thread
+        # sets the flags of its own cores only, so no two threads write one word
         for kp in prange(nb * parts):
-            b, lo, hi = share(kp, parts, nc, wpc * 64)
-            for c in range(nc):
-                for n in range(n_targets[b, c]):
-                    goes = targets[b, c, n]
+            b, d = kp // parts, kp % parts
+            words = ring[b]
+            for s in range(parts):
+                for n in range(bucket_at[s, d], bucket_at[s, d] + filled[b, s, d]):
+                    goes = bucket[b, n]
                     if goes >= 0:
-                        if lo <= goes % plane < hi:
-                            set_flag(ring, b, goes)
-                    elif kp % parts == 0:  # output port −1 − goes: the first part
+                        set_flag(words, goes)
+                    else:  # output port −1 − goes
                         outputs[b, t, -1 - goes] += 1
