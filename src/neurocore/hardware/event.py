@@ -184,7 +184,7 @@ class EventSimulator:
         # where each neuron's spikes go (sends): its axon's flag within a slot, −1 − port for
         # an output port, NOWHERE for none
         dest, axon = program.dest_core.long(), program.dest_axon.long()
-        self.flag_type = np.int32 if self.slots * c * self.wpc * 64 < 2**31 else np.int64
+        flag_type = np.int32 if self.slots * c * self.wpc * 64 < 2**31 else np.int64
         self.target = torch.where(routed, dest * (self.wpc * 64) + axon, torch.where(
             dest == DEST_OUTPUT, -1 - axon, torch.full_like(dest, NOWHERE)))
         self._sends: dict[int, tuple[np.ndarray, int]] = {}
@@ -197,7 +197,7 @@ class EventSimulator:
             torch.bincount(lines, minlength=program.num_inputs), 0)]),
             np.int32 if lines.numel() < 2**31 else np.int64)
         in_flag = program.input_core.long() * (self.wpc * 64) + program.input_axon.long()
-        self.line_flag = arr(in_flag[order], self.flag_type)
+        self.line_flag = arr(in_flag[order], flag_type)
         self.at_rest = np.zeros(c, np.bool_)  # cores that change with no input from V = 0
         self.kernels["unsettled_at_rest"](q["leak"], q["alpha"], q["nbeta"], q["negv"],
                                           spec.membrane_min, spec.membrane_max, self.at_rest)
