@@ -68,9 +68,10 @@ def prefetch(typingctx, ary, idx):
 
 
 @njit(cache=True, inline="always")
-def moves(vj, lk, alpha, nbeta, negv, v_lo, v_hi):
-    # whether a tick without input would make a neuron at V = vj spike or move V
-    u = vj - lk
+def moves(vj, lk, alpha, nbeta, negv, v_lo, v_hi, lane):
+    # whether a tick without input would make a neuron at V = vj spike or move V; ``lane``
+    # (np.int32 or np.int64) is the integer type it computes in (``update``)
+    u = lane(vj - lk)
     rest = min(max(negv if u < nbeta else u, v_lo), v_hi)
     return (u >= alpha) | (rest != vj)
 
@@ -80,51 +81,33 @@ def unsettled_at_rest(leak, alpha, nbeta, negv, v_lo, v_hi, out):
     for c in prange(leak.shape[0]):  # V = 0 everywhere before the first tick
         moving = False
         for j in range(leak.shape[1]):
-            moving |= moves(0, leak[c, j], alpha[c, j], nbeta[c, j], negv[c, j], v_lo, v_hi)
+            moving |= moves(0, leak[c, j], alpha[c, j], nbeta[c, j], negv[c, j], v_lo, v_hi,
+                            np.int64)
         out[c] = moving
 
 
 @njit(cache=True)
-def update(b, c, v, fired, leak, alpha, nbeta, negv, keep, add, v_lo, v_hi):
+def update(b, c, v, fired, leak, alpha, nbeta, negv, keep, add, v_lo, v_hi, lane):
     # steps 2–5 for the neurons of core c of frame b once their input is in v,
     # branch-free so that it vectorizes; whether a next tick without input could spike
-    # or move V
-    moving = False
-    for j in range(v.shape[2]):
-        lk = leak[c, j]
-        vj = v[b, c, j] - lk
-        f = vj >= alpha[c, j]
-        after = (vj & keep[c, j]) + add[c, j]  # the reset: R, V − α or V
-        below = negv[c, j] if vj < nbeta[c, j] else vj  # the negative threshold
-        vj = min(max(after if f else below, v_lo), v_hi)
-        v[b, c, j] = vj
-        fired[b, c, j] = f
-        moving |= moves(vj, lk, alpha[c, j], nbeta[c, j], negv[c, j], v_lo, v_hi)
-    return moving
-
-
-I32 = np.int32
-
-
-@njit(cache=True)
-def update32(b, c, v, fired, leak, alpha, nbeta, negv, keep, add, v_lo, v_hi):
-    # ``update`` computed in int32 (numba computes integers in int64 unless each result is
-    # cast): exact when V and the constants are int16 or narrower and the clamp fits int32,
-    # for then V − λ, the reset and the settle check all fit int32
-    lo, hi = I32(v_lo), I32(v_hi)
+    # or move V. ``lane`` is the integer type it computes in: np.int64, or np.int32 (twice
+    # as many per vector; numba would widen each result to int64 unless it is cast) where
+    # that is exact — V and the constants int16 or narrower and the clamp within int32, for
+    # then V − λ, the reset and the settle check all fit int32
+    lo, hi = lane(v_lo), lane(v_hi)
     vc, fc = v[b, c], fired[b, c]
     lkc, alc, nbc, ngc, kpc, adc = leak[c], alpha[c], nbeta[c], negv[c], keep[c], add[c]
     moving = False
     for j in range(vc.shape[0]):
-        lk, al, nb, ng = I32(lkc[j]), I32(alc[j]), I32(nbc[j]), I32(ngc[j])
-        u = I32(I32(vc[j]) - lk)
+        lk, al, nb, ng = lane(lkc[j]), lane(alc[j]), lane(nbc[j]), lane(ngc[j])
+        u = lane(lane(vc[j]) - lk)
         f = u >= al
-        after = I32(I32(u & I32(kpc[j])) + I32(adc[j]))  # the reset: R, V − α or V
-        vj = min(max(after if f else (ng if u < nb else u), lo), hi)
+        after = lane(lane(u & lane(kpc[j])) + lane(adc[j]))  # the reset: R, V − α or V
+        below = ng if u < nb else u  # the negative threshold
+        vj = min(max(after if f else below, lo), hi)
         vc[j] = vj
         fc[j] = f
-        u = I32(vj - lk)  # the settle check (``moves``)
-        moving |= (u >= al) | (min(max(ng if u < nb else u, lo), hi) != vj)
+        moving |= moves(vj, lk, al, nb, ng, lo, hi, lane)
     return moving
 
 
@@ -165,12 +148,9 @@ def run_ticks(  # every tick of one chunk of frames (module doc of event.py: ste
     rows = w.reshape(-1)  # for prefetching
     weigh = weighted.shape[1] > 0  # energy weights were given
     # the update in int32 lanes (twice as many per vector as int64) where that is exact:
-    # V and the constants in int16 or less and the clamp within int32 (update32)
+    # V and the constants in int16 or less and the clamp within int32 (``update``)
     narrow = v.itemsize == 2 and leak.itemsize <= 2 and -(2**31) <= v_lo and v_hi < 2**31
     pieces = max(1, min(16 * parts, x_words.shape[2]))  # of the input lines, per frame
-    # Each frame's cores are split into ``parts`` ranges, one per thread. A spike goes into
-    # the bucket of its source range and destination range (an output port: range 0); each
-    # bucket holds at most one spike of each neuron that sends there, so it is sized by them
     # Each frame's cores are split into ``parts`` ranges, one per thread. A spike goes into
     # the bucket of its source range and destination range (an output port: range 0); each
     # bucket holds at most one spike of each neuron that sends there, so it is sized by them
@@ -252,11 +232,11 @@ def run_ticks(  # every tick of one chunk of frames (module doc of event.py: ste
                     continue
                 updates[b, c] += 1
                 if narrow:
-                    unsettled[b, c] = update32(b, c, v, fired, leak, alpha, nbeta, negv, keep,
-                                               add, v_lo, v_hi)
+                    unsettled[b, c] = update(b, c, v, fired, leak, alpha, nbeta, negv, keep,
+                                             add, v_lo, v_hi, np.int32)
                 else:
                     unsettled[b, c] = update(b, c, v, fired, leak, alpha, nbeta, negv, keep,
-                                             add, v_lo, v_hi)
+                                             add, v_lo, v_hi, np.int64)
                 if record:
                     for j in range(nn):
                         rec_v[b, t, c, j] = v[b, c, j]
