@@ -390,6 +390,42 @@ def test_event_engine_int16_membranes_when_the_program_bounds_them(
     assert wide_lo <= lo and hi <= wide_hi
 
 
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), case=st.sampled_from([(14, 16), (20, 32), (32, 64)]),
+       batch=st.integers(1, 2))
+def test_event_engine_update_lane_is_the_narrowest_exact_one(
+    seed: int, case: tuple[int, int], batch: int
+) -> None:
+    """The neuron update computes in int16, int32 or int64 lanes, the narrowest that holds
+    every intermediate value (|V| + 2 × the largest constant). Constants as large as the
+    membrane allows: with 14-bit membranes every value still fits int16, so the update runs in
+    int16 lanes with the 14-bit saturation inside them; 20 bits need int32, 32 bits int64.
+    Each equals the reference exactly."""
+    bits, lane = case
+    spec = CoreSpec(axons=16, neurons=8, axon_types=4, strength_min=-255, strength_max=255,
+                    membrane_bits=bits, max_delay=3, name="lanes")
+    g = torch.Generator().manual_seed(seed)
+    p = _dynamic_program(g, spec, cores=3, num_inputs=7, num_outputs=2, entries=20)
+    top = spec.membrane_max
+
+    def big(lo: int, shape: tuple[int, ...]) -> torch.Tensor:
+        return torch.randint(lo, top + 1, shape, generator=g, dtype=torch.int64).to(torch.int32)
+
+    # the constants span the membrane's range; a few neurons fire often (small α, λ < 0)
+    shape = tuple(p.leak.shape)
+    shrink = torch.randint(1, 64, shape, generator=g, dtype=torch.int32)
+    p = p.replace(leak=big(spec.membrane_min, shape) // shrink,
+                  threshold=torch.where(torch.rand(shape, generator=g) < 0.3, 1, big(1, shape)),
+                  neg_threshold=big(0, shape), reset_value=big(spec.membrane_min, shape))
+    ev = EventSimulator(p)
+    assert ev.lane_bits == lane
+    x = torch.rand((batch, 8, 7), generator=g) < 0.5
+    got = ev.run(x, 12, record=True)
+    ref = reference_simulate(p, x, 12, record=True)
+    for f in FIELDS:
+        _same(getattr(got, f), getattr(ref, f), f)
+
+
 @settings(max_examples=20, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), axons=st.integers(65, 130), bits=st.sampled_from([20, 32]),
        batch=st.integers(1, 2))

@@ -19,10 +19,12 @@ Same results as :class:`~neurocore.hardware.simulator.Simulator` and
   Leak-free cores and the memoryless neurons of compiled networks (λ ≥ 0, floor at 0) settle,
   so only the cores a spike reaches cost anything. The update itself has no branch (resets
   and the negative threshold are selects over per-neuron constants), so it vectorizes, in
-  int32 lanes where that is exact (int16 membranes and constants);
+  the narrowest of int16, int32 and int64 lanes in which every intermediate value is exact
+  (``EventSimulator.lane_bits``); whether each neuron fired goes into a per-thread row;
 - step 6 lists where each spike goes (an axon flag ``delay`` slots on, or an output port),
-  read as one number per neuron (:meth:`EventSimulator.sends`), into a bucket per
-  destination range of cores; then each range's thread delivers the buckets addressed to it.
+  read as one number per neuron (:meth:`EventSimulator.sends`; the next core's are prefetched
+  with its rows), into a bucket per destination range of cores; then each range's thread
+  delivers the buckets addressed to it.
 
 One compiled call runs every tick of a chunk of frames. Each frame's cores are split into one
 contiguous range per thread (numba ``prange``; threads as ``numba.set_num_threads``): a thread
@@ -172,11 +174,19 @@ class EventSimulator:
         width = next(b for b in (8, 16, 32, 64) if -(2 ** (b - 1)) <= lo and hi < 2 ** (b - 1))
         self.consts = q = {k: arr(t, np.dtype(f"int{width}").type) for k, t in consts.items()}
         # the stored membrane: its value after an update, plus one tick's input sum while the
-        # rows are added (the update itself computes in int64), in the narrowest of int16,
-        # int32 and int64 that holds every value the program can reach
+        # rows are added (the update computes in ``lane_bits`` lanes), in the narrowest of
+        # int16, int32 and int64 that holds every value the program can reach
         v_lo, v_hi = membrane_range(program, w, consts)
         self.v_dtype = next(t for t in (np.int16, np.int32, np.int64)
                             if np.iinfo(t).min <= v_lo and v_hi <= np.iinfo(t).max)
+        # the integer lane the update computes in: with |V| ≤ m and every constant ≤ k in
+        # size, V − λ is within m + k and the reset (V − λ) & keep + add within m + 2k, so the
+        # narrowest type that holds ±(m + 2k) is exact; the clamp to the membrane's range is
+        # then the same as a clamp to that range within the lane
+        bound = max(abs(v_lo), abs(v_hi)) + 2 * max(abs(lo), abs(hi))
+        self.lane_bits = next(b for b in (16, 32, 64) if bound < 2 ** (b - 1))
+        top = 2 ** (self.lane_bits - 1)
+        self.clamp = max(spec.membrane_min, -top), min(spec.membrane_max, top - 1)
         # the axon flags: one bit per axon, wpc 64-bit words per core, in a ring of slots
         self.wpc = -(-a // 64)
         routed = program.dest_core >= 0
@@ -231,7 +241,6 @@ class EventSimulator:
         x = check_inputs(self.program, inputs, ticks).numpy()
         c, a, n = self.sizes
         k = self.kernels
-        spec = self.program.spec
         batch, ticks_in = x.shape[0], x.shape[1]
         p = self.program.num_outputs
         weight = np.zeros((0, 0), np.float64)  # read only when given
@@ -246,10 +255,10 @@ class EventSimulator:
         rec_spk = zeros(rec_shape, np.bool_)
         rec_v = zeros(rec_shape, np.int32)
 
-        # per frame and core: membranes, fired flags, the spike buckets and the axon flags
+        # per frame and core: membranes, the spike buckets and the axon flags
         parts = k["threads"]()
         send, bits = self.sends(parts)
-        state = ((np.dtype(self.v_dtype).itemsize + 1 + send.itemsize) * n
+        state = ((np.dtype(self.v_dtype).itemsize + send.itemsize) * n
                  + 8 * self.slots * self.wpc)
         chunk = max(1, min(batch, STATE_BYTES // (c * state)))
         q = self.consts
@@ -262,12 +271,11 @@ class EventSimulator:
             k["run_ticks"](
                 ticks, ticks_in, self.slots, parts,
                 np.ascontiguousarray(x[lo:hi]), self.line_ptr, self.line_flag, record,
-                spec.membrane_min, spec.membrane_max, self.w, self.fanout, q["leak"], q["alpha"],
-                q["nbeta"], q["negv"], q["keep"], q["add"], send, bits, weight,
+                *self.clamp, self.w, self.fanout, q["leak"], q["alpha"], q["nbeta"], q["negv"],
+                q["keep"], q["add"], self.lane_bits, send, bits, weight,
                 zeros((nb, c, n), self.v_dtype),  # membranes
                 zeros((nb, self.slots * c * self.wpc), np.uint64),  # the ring of axon flags
                 np.repeat(self.at_rest[None], nb, axis=0),  # unsettled cores
-                zeros((nb, c, -(-n // 8) * 8), np.uint8),  # fired this tick (whole words)
                 outputs[lo:hi], events[lo:hi], core_spikes[lo:hi], weighted[lo:hi],
                 updates[lo:hi], rec_spk[lo:hi], rec_v[lo:hi],
             )

@@ -70,7 +70,7 @@ def prefetch(typingctx, ary, idx):
 @njit(cache=True, inline="always")
 def moves(vj, lk, alpha, nbeta, negv, v_lo, v_hi, lane):
     # whether a tick without input would make a neuron at V = vj spike or move V; ``lane``
-    # (np.int32 or np.int64) is the integer type it computes in (``update``)
+    # (np.int16, np.int32 or np.int64) is the integer type it computes in (``update``)
     u = lane(vj - lk)
     rest = min(max(negv if u < nbeta else u, v_lo), v_hi)
     return (u >= alpha) | (rest != vj)
@@ -87,15 +87,14 @@ def unsettled_at_rest(leak, alpha, nbeta, negv, v_lo, v_hi, out):
 
 
 @njit(cache=True)
-def update(b, c, v, fired, leak, alpha, nbeta, negv, keep, add, v_lo, v_hi, lane):
-    # steps 2–5 for the neurons of core c of frame b once their input is in v,
-    # branch-free so that it vectorizes; whether a next tick without input could spike
-    # or move V. ``lane`` is the integer type it computes in: np.int64, or np.int32 (twice
-    # as many per vector; numba would widen each result to int64 unless it is cast) where
-    # that is exact — V and the constants int16 or narrower and the clamp within int32, for
-    # then V − λ, the reset and the settle check all fit int32
+def update(vc, fc, c, leak, alpha, nbeta, negv, keep, add, v_lo, v_hi, lane):
+    # steps 2–5 for the neurons of core c once their input is in vc (its membranes; fc gets
+    # whether each fired), branch-free so that it vectorizes; whether a next tick without
+    # input could spike or move V. ``lane`` is the integer type it computes in, the narrowest
+    # of np.int16, np.int32 and np.int64 in which every intermediate value is exact
+    # (``EventSimulator.lane_bits``; narrower lanes are more per vector, and numba would widen
+    # each result to int64 unless it is cast); v_lo and v_hi are the clamp, within the lane
     lo, hi = lane(v_lo), lane(v_hi)
-    vc, fc = v[b, c], fired[b, c]
     lkc, alc, nbc, ngc, kpc, adc = leak[c], alpha[c], nbeta[c], negv[c], keep[c], add[c]
     moving = False
     for j in range(vc.shape[0]):
@@ -135,7 +134,7 @@ def list_bits(words, lo, hi, out, n):
 @njit(parallel=True, cache=True)
 def run_ticks(  # every tick of one chunk of frames (module doc of event.py: steps 1–6)
     ticks, ticks_in, slots, parts, x, line_ptr, line_flag, record, v_lo, v_hi, w, fanout, leak,
-    alpha, nbeta, negv, keep, add, send, bits, spike_weight, v, ring, unsettled, fired,
+    alpha, nbeta, negv, keep, add, lane_bits, send, bits, spike_weight, v, ring, unsettled,
     outputs, events, core_spikes, weighted, updates, rec_spk, rec_v,
 ):
     nb, nc, nn = v.shape
@@ -144,12 +143,9 @@ def run_ticks(  # every tick of one chunk of frames (module doc of event.py: ste
     span = wpc * 64  # flags per core and slot
     plane = nc * span  # flags per slot
     x_words = x.view(np.uint64)  # input lines, 8 per read
-    fired_words = fired.view(np.uint64)  # neurons, 8 per read (bytes of 0 or 1)
     rows = w.reshape(-1)  # for prefetching
+    targets = send.reshape(-1)
     weigh = weighted.shape[1] > 0  # energy weights were given
-    # the update in int32 lanes (twice as many per vector as int64) where that is exact:
-    # V and the constants in int16 or less and the clamp within int32 (``update``)
-    narrow = v.itemsize == 2 and leak.itemsize <= 2 and -(2**31) <= v_lo and v_hi < 2**31
     pieces = max(1, min(16 * parts, x_words.shape[2]))  # of the input lines, per frame
     # Each frame's cores are split into ``parts`` ranges, one per thread. A spike goes into
     # the bucket of its source range and destination range (an output port: range 0); each
@@ -172,6 +168,9 @@ def run_ticks(  # every tick of one chunk of frames (module doc of event.py: ste
     bucket = np.empty((nb, max(1, start)), send.dtype)
     filled = np.empty((nb, parts, parts), np.int64)  # spikes in each bucket this tick
     listed = np.empty((nb * parts, 2, na), np.int64)  # active axons: this core's, the next's
+    # whether each neuron of the core in hand fired, per thread (bytes of 0 or 1, whole words)
+    fired = np.zeros((nb * parts, -(-nn // 8) * 8), np.uint8)
+    fired_words = fired.view(np.uint64)  # 8 neurons per read
     for t in range(ticks):
         phase = t % slots
         if t < ticks_in:  # 1. external inputs, in parallel over pieces of the input lines
@@ -208,6 +207,9 @@ def run_ticks(  # every tick of one chunk of frames (module doc of event.py: ste
                         row = ((c + 1) * na + nxt[n]) * nn
                         for o in range(0, nn, 64 // w.itemsize):  # each cache line
                             prefetch(rows, row + o)  # type: ignore[call-arg]
+                    # and its neurons' targets, read at random for each spike (step 6)
+                    for o in range(0, nn, 64 // send.itemsize):
+                        prefetch(targets, (c + 1) * nn + o)  # type: ignore[call-arg]
                 # 2. integrate: V += row i of W for each active axon i, four rows at a time
                 n = 0
                 while n + 4 <= n_active:
@@ -231,20 +233,25 @@ def run_ticks(  # every tick of one chunk of frames (module doc of event.py: ste
                             rec_v[b, t, c, j] = v[b, c, j]
                     continue
                 updates[b, c] += 1
-                if narrow:
-                    unsettled[b, c] = update(b, c, v, fired, leak, alpha, nbeta, negv, keep,
-                                             add, v_lo, v_hi, np.int32)
+                vc, fc = v[b, c], fired[kp]
+                if lane_bits == 16:
+                    moving = update(vc, fc, c, leak, alpha, nbeta, negv, keep, add, v_lo, v_hi,
+                                    np.int16)
+                elif lane_bits == 32:
+                    moving = update(vc, fc, c, leak, alpha, nbeta, negv, keep, add, v_lo, v_hi,
+                                    np.int32)
                 else:
-                    unsettled[b, c] = update(b, c, v, fired, leak, alpha, nbeta, negv, keep,
-                                             add, v_lo, v_hi, np.int64)
+                    moving = update(vc, fc, c, leak, alpha, nbeta, negv, keep, add, v_lo, v_hi,
+                                    np.int64)
+                unsettled[b, c] = moving
                 if record:
                     for j in range(nn):
-                        rec_v[b, t, c, j] = v[b, c, j]
-                        rec_spk[b, t, c, j] = fired[b, c, j]
+                        rec_v[b, t, c, j] = vc[j]
+                        rec_spk[b, t, c, j] = fc[j]
                 n_fired = 0
                 spent = 0.0
-                for q in range(fired_words.shape[2]):  # 6. each spike, into its bucket
-                    word = fired_words[b, c, q]
+                for q in range(fired_words.shape[1]):  # 6. each spike, into its bucket
+                    word = fired_words[kp, q]
                     while word:  # each set byte: its lowest bit's index // 8
                         low = word & (~word + np.uint64(1))
                         j = 8 * q + (LOWEST[(low * DEBRUIJN) >> np.uint64(58)] >> 3)
