@@ -33,6 +33,7 @@ import torch
 from neurocore.data import load_dataset
 from neurocore.hardware.corespec import TRUENORTH, NegMode, ResetMode
 from neurocore.hardware.deploy import HostSide
+from neurocore.hardware.event import PHASES, EventSimulator
 from neurocore.hardware.program import Program
 from neurocore.hardware.simulator import SimResult, make_simulator
 
@@ -81,13 +82,27 @@ def dense_matmul_s(program: Program, batch: int) -> float:
     return best_of(lambda: torch.bmm(w, act), 5)
 
 
-def timed_run(program: Program, engine: str, x: torch.Tensor, ticks: int) -> tuple[float,
-                                                                                   SimResult]:
+def timed_run(program: Program, engine: str, x: torch.Tensor, ticks: int,
+              phases: bool = False) -> tuple[float, SimResult]:
     sim = make_simulator(program, engine)
     sim.run(x[:, : min(ticks, 5)], min(ticks, 5))  # warm-up (and numba's compile or cache load)
+    if phases and isinstance(sim, EventSimulator):
+        sim.timing = True
     t0 = time.perf_counter()
     res = sim.run(x[:, :ticks], ticks)
-    return time.perf_counter() - t0, res
+    s = time.perf_counter() - t0
+    if phases and isinstance(sim, EventSimulator):
+        print_phases(sim, ticks)
+    return s, res
+
+
+def print_phases(sim: EventSimulator, ticks: int) -> None:
+    """The event engine's own split of a tick (``EventSimulator.timing``), ms per tick."""
+    sec = sim.phase_seconds()
+    own = sum(sec[p] for p in ("scan", "integrate", "count", "update", "route"))
+    parts = [f"{p} {sec[p] / ticks * 1e3:.3f}" for p in PHASES if p != "cores"]
+    print(f"phases, ms per tick (per-core phases: a thread's mean): {', '.join(parts)}; "
+          f"waiting for the other thread {(sec['cores'] - own) / ticks * 1e3:.3f}")
 
 
 def chip(args: argparse.Namespace) -> None:
@@ -100,7 +115,7 @@ def chip(args: argparse.Namespace) -> None:
     for engine, n in (("event", args.ticks), ("dense", args.dense_ticks)):
         if n == 0:
             continue
-        s, res = timed_run(program, engine, x, n)
+        s, res = timed_run(program, engine, x, n, args.phases)
         hz = float(res.spike_count[0]) / (args.cores * TRUENORTH.neurons) / (n * 1e-3)
         tick = s / n
         print(f"{engine:5s}: {n} ticks, mean firing {hz:.1f} Hz, synaptic events/tick "
@@ -140,6 +155,8 @@ def main() -> None:
     cp.add_argument("--ticks", type=int, default=1000, help="ticks for the event engine")
     cp.add_argument("--dense-ticks", type=int, default=50, help="ticks for the dense engine")
     cp.add_argument("--seed", type=int, default=0)
+    cp.add_argument("--phases", action="store_true",
+                    help="also time the event engine's parts of a tick (x86-64 only)")
     pp = sub.add_parser("program", help="a compiled program classifying test images")
     pp.add_argument("path", type=Path)
     pp.add_argument("--data", required=True)

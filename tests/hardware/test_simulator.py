@@ -466,6 +466,42 @@ def test_parity_is_not_vacuous() -> None:
 
 # ---- API details ------------------------------------------------------------------------------
 
+@pytest.mark.skipif(event_engine.platform.machine().lower() not in ("x86_64", "amd64"),
+                    reason="the phase clock reads rdtsc (x86-64)")
+def test_event_engine_timing_changes_nothing_and_times_each_phase() -> None:
+    """``timing`` adds each part of the tick's cycles to ``clock`` without changing a result;
+    a second run adds to the same clock."""
+    spec = CoreSpec(axons=16, neurons=16, strength_min=-20, strength_max=20, membrane_bits=8,
+                    max_delay=5, name="busy")
+    g = torch.Generator().manual_seed(5)
+    p = _dynamic_program(g, spec, cores=3, num_inputs=6, num_outputs=4, entries=24)
+    x = torch.rand((2, 12, 6), generator=g) < 0.4
+    plain = EventSimulator(p).run(x, 16, record=True)
+    sim = EventSimulator(p)
+    sim.timing = True
+    got = sim.run(x, 16, record=True)
+    for f in FIELDS:
+        _same(getattr(got, f), getattr(plain, f), f)
+    first = sim.clock.copy()
+    assert (first > 0).all(), dict(zip(event_engine.PHASES, first.tolist(), strict=True))
+    sim.run(x, 16)
+    assert (sim.clock > first).all()
+    sec = sim.phase_seconds()
+    assert list(sec) == list(event_engine.PHASES) and all(t > 0 for t in sec.values())
+
+
+def test_event_engine_timing_refused_off_x86(monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = CoreSpec(axons=16, neurons=16, strength_min=-20, strength_max=20, membrane_bits=8,
+                    max_delay=5, name="busy")
+    p = _dynamic_program(torch.Generator().manual_seed(5), spec, cores=2, num_inputs=6,
+                         num_outputs=4, entries=24)
+    sim = EventSimulator(p)
+    sim.timing = True
+    monkeypatch.setattr(event_engine.platform, "machine", lambda: "aarch64")
+    with pytest.raises(SimulationError, match="rdtsc.*aarch64.*without timing"):
+        sim.run(torch.zeros((1, 4, 6), dtype=torch.bool), 4)
+
+
 def test_event_engine_in_small_chunks_equals_one_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
     spec = CoreSpec(axons=16, neurons=16, strength_min=-20, strength_max=20, membrane_bits=8,
                     max_delay=5, name="busy")

@@ -43,6 +43,8 @@ it.
 from __future__ import annotations
 
 import importlib.util
+import platform
+import time
 from typing import Any
 
 import numpy as np
@@ -55,6 +57,15 @@ from neurocore.hardware.simulator import SimResult, SimulationError, check_input
 STATE_BYTES = 256 * 2**20  # per chunk of frames: membranes, input sums and axon flags
 
 _KERNELS: dict[str, Any] = {}
+
+# The parts of a tick that ``EventSimulator.timing`` times, in the kernel's clock columns:
+# input (step 1, all threads), then per core, by each range's thread: scan (list the active
+# axons, prefetch the next core's rows), integrate (step 2), count (the synaptic events),
+# update (steps 2–5), route (list each spike into its bucket); deliver (step 6, all threads);
+# cores: the wall time of the whole per-core loop, so that cores minus the per-core phases is
+# what a thread waits for the other
+PHASES = ("input", "scan", "integrate", "count", "update", "route", "deliver", "cores")
+_WALL = (0, 6, 7)  # the columns timed as a whole, in row 0
 NOWHERE = -(2**31)  # the spike target of a neuron whose spikes go nowhere (DEST_UNUSED)
 
 
@@ -85,7 +96,7 @@ def _kernels() -> dict[str, Any]:
     from neurocore.hardware import event_kernels as kernels
 
     _KERNELS.update(run_ticks=kernels.run_ticks, unsettled_at_rest=kernels.unsettled_at_rest,
-                    threads=kernels.get_num_threads)
+                    threads=kernels.get_num_threads, cycles=kernels.cycles)
     return _KERNELS
 
 
@@ -126,7 +137,10 @@ class EventSimulator:
     """The event-driven engine for one program (module doc); same API as ``Simulator``.
 
     ``calls`` counts frame-ticks run (frames × ticks), so tests can prove this engine ran;
-    ``core_updates`` counts the (frame, tick, core) updates it did not skip.
+    ``core_updates`` counts the (frame, tick, core) updates it did not skip. With ``timing``
+    set, each run also adds the processor cycles of each part of the tick to ``clock``
+    (:data:`PHASES`; :meth:`phase_seconds` gives them in seconds): a profile of the engine
+    itself, on x86-64 only (it reads ``rdtsc``).
     """
 
     def __init__(self, program: Program) -> None:
@@ -135,6 +149,8 @@ class EventSimulator:
         self.program = program
         self.calls = 0
         self.core_updates = 0
+        self.timing = False
+        self.clock = np.zeros(len(PHASES), np.int64)
         self.kernels = _kernels()
         c, a, n = program.num_cores, spec.axons, spec.neurons
         self.sizes = (c, a, n)
@@ -212,6 +228,15 @@ class EventSimulator:
         self.kernels["unsettled_at_rest"](q["leak"], q["alpha"], q["nbeta"], q["negv"],
                                           spec.membrane_min, spec.membrane_max, self.at_rest)
 
+    def phase_seconds(self) -> dict[str, float]:
+        """``clock`` in seconds, each phase's name to its time summed over the runs since
+        ``clock`` was last zeroed (per-core phases: a thread's mean). The cycle counter's rate
+        is measured against the wall clock on each call (≈ 50 ms)."""
+        c0, t0 = self.kernels["cycles"](), time.perf_counter()
+        time.sleep(0.05)
+        rate = (self.kernels["cycles"]() - c0) / (time.perf_counter() - t0)
+        return {name: float(n) / rate for name, n in zip(PHASES, self.clock, strict=True)}
+
     def sends(self, parts: int) -> tuple[np.ndarray, int]:
         """Each neuron's spike target as the kernel reads it when a chunk's cores are split
         into ``parts`` ranges (one per thread), and how many low bits name the range.
@@ -265,9 +290,15 @@ class EventSimulator:
         x = x.view(np.uint8)
         if x.shape[2] % 8:  # input lines padded to whole 8-byte words
             x = np.concatenate([x, np.zeros((batch, ticks_in, 8 - x.shape[2] % 8), np.uint8)], 2)
+        if self.timing and platform.machine().lower() not in ("x86_64", "amd64"):
+            raise SimulationError(
+                f"EventSimulator.timing reads the x86-64 cycle counter (rdtsc); this machine is "
+                f"{platform.machine()}: run without timing"
+            )
         for lo in range(0, batch, chunk):
             hi = min(batch, lo + chunk)
             nb = hi - lo
+            clock = zeros((nb * parts if self.timing else 0, len(PHASES)), np.int64)
             k["run_ticks"](
                 ticks, ticks_in, self.slots, parts,
                 np.ascontiguousarray(x[lo:hi]), self.line_ptr, self.line_flag, record,
@@ -277,8 +308,12 @@ class EventSimulator:
                 zeros((nb, self.slots * c * self.wpc), np.uint64),  # the ring of axon flags
                 np.repeat(self.at_rest[None], nb, axis=0),  # unsettled cores
                 outputs[lo:hi], events[lo:hi], core_spikes[lo:hi], weighted[lo:hi],
-                updates[lo:hi], rec_spk[lo:hi], rec_v[lo:hi],
+                updates[lo:hi], rec_spk[lo:hi], rec_v[lo:hi], clock,
             )
+            if self.timing:  # per-core phases: the mean over threads (each ran nb rows)
+                per_core = clock.sum(0) // parts
+                per_core[list(_WALL)] = clock[0, list(_WALL)]
+                self.clock += per_core
             self.calls += nb * ticks
         self.core_updates += int(updates.sum())
         return SimResult(

@@ -14,7 +14,7 @@ from numba.extending import intrinsic
 
 from neurocore.hardware.event import NOWHERE
 
-__all__ = ["get_num_threads", "run_ticks", "unsettled_at_rest"]
+__all__ = ["cycles", "get_num_threads", "run_ticks", "unsettled_at_rest"]
 
 # The index of a 64-bit word's lowest set bit x = w & −w: LOWEST[(x · DEBRUIJN) >> 58]
 DEBRUIJN = np.uint64(0x03F79D71B4CB0A89)
@@ -65,6 +65,24 @@ def prefetch(typingctx, ary, idx):
         return context.get_dummy_value()
 
     return types.void(ary, idx), codegen
+
+
+@intrinsic
+def read_cycles(typingctx):
+    """The processor's cycle counter (LLVM's ``llvm.readcyclecounter``: ``rdtsc`` on x86-64,
+    which counts at a constant rate; on other processors it may not be readable)."""
+
+    def codegen(context, builder, sig, args):
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.IntType(64), []), "llvm.readcyclecounter")
+        return builder.call(fn, [])
+
+    return types.int64(), codegen
+
+
+@njit(cache=True)
+def cycles():  # the cycle counter, for Python (to relate it to wall time)
+    return read_cycles()  # type: ignore[call-arg]
 
 
 @njit(cache=True, inline="always")
@@ -135,7 +153,7 @@ def list_bits(words, lo, hi, out, n):
 def run_ticks(  # every tick of one chunk of frames (module doc of event.py: steps 1–6)
     ticks, ticks_in, slots, parts, x, line_ptr, line_flag, record, v_lo, v_hi, w, fanout, leak,
     alpha, nbeta, negv, keep, add, lane_bits, send, bits, spike_weight, v, ring, unsettled,
-    outputs, events, core_spikes, weighted, updates, rec_spk, rec_v,
+    outputs, events, core_spikes, weighted, updates, rec_spk, rec_v, clock,
 ):
     nb, nc, nn = v.shape
     na = w.shape[1]
@@ -146,6 +164,10 @@ def run_ticks(  # every tick of one chunk of frames (module doc of event.py: ste
     rows = w.reshape(-1)  # for prefetching
     targets = send.reshape(-1)
     weigh = weighted.shape[1] > 0  # energy weights were given
+    # the cycles of each phase (``event.PHASES``) when clock has rows: the input, per-core and
+    # delivery loops as a whole in row 0, the per-core phases by each range's thread in its
+    # own row
+    timed = clock.shape[0] > 0
     pieces = max(1, min(16 * parts, x_words.shape[2]))  # of the input lines, per frame
     # Each frame's cores are split into ``parts`` ranges, one per thread. A spike goes into
     # the bucket of its source range and destination range (an output port: range 0); each
@@ -173,6 +195,7 @@ def run_ticks(  # every tick of one chunk of frames (module doc of event.py: ste
     fired_words = fired.view(np.uint64)  # 8 neurons per read
     for t in range(ticks):
         phase = t % slots
+        began = read_cycles() if timed else 0  # type: ignore[call-arg]
         if t < ticks_in:  # 1. external inputs, in parallel over pieces of the input lines
             for kp in prange(nb * pieces):
                 b, p = kp // pieces, kp % pieces
@@ -186,8 +209,13 @@ def run_ticks(  # every tick of one chunk of frames (module doc of event.py: ste
                                     flag = phase * plane + line_flag[m]
                                     bit = np.uint64(1) << np.uint64(flag & 63)
                                     atomic_or(words, flag >> 6, bit)  # type: ignore[call-arg]
+        if timed:
+            now = read_cycles()  # type: ignore[call-arg,var-annotated]
+            clock[0, 0] += now - began
+            began = now
         for kp in prange(nb * parts):  # 2–6, the cores of one range of one frame
             b, p = kp // parts, kp % parts
+            last = read_cycles() if timed else 0  # type: ignore[call-arg]
             lo, hi = nc * p // parts, nc * (p + 1) // parts
             words = ring[b]
             for d in range(parts):
@@ -210,6 +238,10 @@ def run_ticks(  # every tick of one chunk of frames (module doc of event.py: ste
                     # and its neurons' targets, read at random for each spike (step 6)
                     for o in range(0, nn, 64 // send.itemsize):
                         prefetch(targets, (c + 1) * nn + o)  # type: ignore[call-arg]
+                if timed:
+                    now = read_cycles()  # type: ignore[call-arg]
+                    clock[kp, 1] += now - last
+                    last = now
                 # 2. integrate: V += row i of W for each active axon i, four rows at a time
                 n = 0
                 while n + 4 <= n_active:
@@ -223,14 +255,26 @@ def run_ticks(  # every tick of one chunk of frames (module doc of event.py: ste
                     for j in range(nn):
                         v[b, c, j] += w[c, i0, j]
                     n += 1
+                if timed:
+                    now = read_cycles()  # type: ignore[call-arg]
+                    clock[kp, 2] += now - last
+                    last = now
                 n_events = 0
                 for n in range(n_active):
                     n_events += fanout[c, mine[n]]
                 events[b, t, c] = n_events
+                if timed:
+                    now = read_cycles()  # type: ignore[call-arg]
+                    clock[kp, 3] += now - last
+                    last = now
                 if not (n_active or unsettled[b, c]):  # settled and no input: nothing changes
                     if record:
                         for j in range(nn):
                             rec_v[b, t, c, j] = v[b, c, j]
+                    if timed:
+                        now = read_cycles()  # type: ignore[call-arg]
+                        clock[kp, 4] += now - last
+                        last = now
                     continue
                 updates[b, c] += 1
                 vc, fc = v[b, c], fired[kp]
@@ -248,6 +292,10 @@ def run_ticks(  # every tick of one chunk of frames (module doc of event.py: ste
                     for j in range(nn):
                         rec_v[b, t, c, j] = vc[j]
                         rec_spk[b, t, c, j] = fc[j]
+                if timed:
+                    now = read_cycles()  # type: ignore[call-arg]
+                    clock[kp, 4] += now - last
+                    last = now
                 n_fired = 0
                 spent = 0.0
                 for q in range(fired_words.shape[1]):  # 6. each spike, into its bucket
@@ -272,6 +320,14 @@ def run_ticks(  # every tick of one chunk of frames (module doc of event.py: ste
                 core_spikes[b, t, c] = n_fired
                 if weigh:
                     weighted[b, t, c] = spent
+                if timed:
+                    now = read_cycles()  # type: ignore[call-arg]
+                    clock[kp, 5] += now - last
+                    last = now
+        if timed:  # the per-core loop's wall time, its threads' wait included
+            now = read_cycles()  # type: ignore[call-arg]
+            clock[0, 7] += now - began
+            began = now
         # 6. deliver, into a slot other than this tick's (delay ≥ 1): each range's thread
         # sets the flags of its own cores only, so no two threads write one word
         for kp in prange(nb * parts):
@@ -284,3 +340,5 @@ def run_ticks(  # every tick of one chunk of frames (module doc of event.py: ste
                         set_flag(words, goes)
                     else:  # output port −1 − goes
                         outputs[b, t, -1 - goes] += 1
+        if timed:
+            clock[0, 6] += read_cycles() - began  # type: ignore[call-arg]
