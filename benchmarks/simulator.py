@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import time
 from pathlib import Path
 
@@ -139,12 +140,15 @@ def program_mode(args: argparse.Namespace) -> None:
     for engine in args.engines:
         sim = make_simulator(program, engine)
         sim.run(inputs[:2], ticks)  # warm-up
-        t0 = time.perf_counter()
-        for lo in range(0, len(frames), args.batch_size):
-            sim.run(inputs[lo : lo + args.batch_size], ticks)
-        s = time.perf_counter() - t0
-        print(f"{engine:5s}: {len(frames) / s:.0f} frames/s ({s:.2f} s, {s / mm:.2f}x the dense "
-              f"matmuls)")
+        times = []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            for lo in range(0, len(frames), args.batch_size):
+                sim.run(inputs[lo : lo + args.batch_size], ticks)
+            times.append(time.perf_counter() - t0)
+        s = statistics.median(times)
+        print(f"{engine:5s}: {len(frames) / s:.0f} frames/s ({s:.3f} s, {s / mm:.2f}x the dense "
+              f"matmuls{f'; median of {args.repeats} runs' if args.repeats > 1 else ''})")
 
 
 def main() -> None:
@@ -164,6 +168,8 @@ def main() -> None:
     pp.add_argument("--frames", type=int, default=2000)
     pp.add_argument("--batch-size", type=int, default=500)
     pp.add_argument("--engines", nargs="+", default=["event", "dense"])
+    pp.add_argument("--repeats", type=int, default=1,
+                    help="run the frames this many times and give the median")
     args = ap.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
           f"{torch.get_num_threads()} torch threads")

@@ -446,6 +446,30 @@ def test_event_engine_wide_cores_and_membranes(seed: int, axons: int, bits: int,
         _same(getattr(got, f), getattr(ref, f), f)
 
 
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), neurons=st.sampled_from([32, 33, 40, 64, 70, 96]),
+       strength=st.sampled_from([100, 255]), bits=st.sampled_from([10, 20, 32]),
+       batch=st.integers(1, 2))
+def test_event_engine_masked_adds_over_whole_words(
+    seed: int, neurons: int, strength: int, bits: int, batch: int
+) -> None:
+    """Cores of 32 neurons or more integrate through the crossbar's 32-bit words (a masked
+    vector add per word, bit by bit for a last partial word), with int8 or int16 strengths
+    into int16, int32 or int64 membranes: still equal to the reference."""
+    spec = CoreSpec(axons=24, neurons=neurons, axon_types=4, strength_min=-strength,
+                    strength_max=strength, membrane_bits=bits, max_delay=3, name="words")
+    g = torch.Generator().manual_seed(seed)
+    p = _dynamic_program(g, spec, cores=3, num_inputs=9, num_outputs=3, entries=30)
+    ev = EventSimulator(p)
+    assert ev.crossbar_bits.shape == (3, 24, -(-neurons // 32))
+    assert ev.strengths.dtype == (event_engine.np.int8 if strength < 128 else event_engine.np.int16)
+    x = torch.rand((batch, 8, 9), generator=g) < 0.5
+    got = ev.run(x, 12, record=True)
+    ref = reference_simulate(p, x, 12, record=True)
+    for f in FIELDS:
+        _same(getattr(got, f), getattr(ref, f), f)
+
+
 def test_parity_is_not_vacuous() -> None:
     """A fixed busy program: spikes, outputs, saturation and negative actions all happen."""
     spec = CoreSpec(axons=16, neurons=16, strength_min=-20, strength_max=20, membrane_bits=6,

@@ -7,9 +7,12 @@ Same results as :class:`~neurocore.hardware.simulator.Simulator` and
 
 - axon activity is a ring of (largest delay + 1) slots of bits, one bit per axon (a flag set
   twice is the OR); a core reads its slot's words, lists the set bits and clears them;
-- step 2 adds, for each *active* axon only, its row of W = B ∘ S(G) (precomputed, int8 when
-  every weight fits, else int16) into the membranes, four rows at a time. Those rows are read
-  at random from a large table, so a thread lists the next core's active axons before it
+- step 2 adds, for each *active* axon i only, its row of W = B ∘ S(G) into the membranes, from
+  the core's own form: the crossbar row B_i as 32-bit words (32 bytes for 256 neurons) selects
+  which of the strengths S_j[G_i] are added — one masked vector add per 32 neurons (an LLVM
+  select, a masked add on AVX-512), four rows per load and store of the membranes. The
+  crossbar rows are read at random from a large table (32 MiB for a full chip, where rows of W
+  in bytes would take 256 MiB), so a thread lists the next core's active axons before it
   integrates the current one and prefetches their rows meanwhile;
 - steps 2–5 run on a core only when something can change there: it received input this tick,
   or one of its neurons is *unsettled* — a tick without input would make it spike or move its
@@ -158,11 +161,20 @@ class EventSimulator:
         def arr(x: torch.Tensor, dtype: type) -> np.ndarray:
             return np.ascontiguousarray(x.numpy().astype(dtype))
 
-        # (C, A, N) rows of W = B ∘ S(G) in the narrowest type that holds them: the rows of
-        # the active axons are read at random every tick
+        # W = B ∘ S(G) as the core holds it: the crossbar as bits, (C, A, ⌈N/32⌉) 32-bit words
+        # (bit j % 32 of word j // 32: neuron j), whose rows of the active axons are read at
+        # random every tick (32 bytes for 256 neurons, an eighth of a row of W in bytes), and
+        # the strengths as (C, T, N) rows, S_j[g] for each type g, in int8 where they fit
         w = program.effective_weights()
-        small = w.numel() == 0 or (int(w.min()) >= -128 and int(w.max()) <= 127)
-        self.w = arr(w, np.int8 if small else np.int16)
+        words = -(-n // 32)
+        padded = torch.zeros((c, a, words * 32), dtype=torch.bool)
+        padded[:, :, :n] = program.crossbar
+        self.crossbar_bits = np.ascontiguousarray(np.packbits(
+            padded.numpy(), axis=-1, bitorder="little").view("<u4").astype(np.uint32))
+        st = program.strengths.transpose(1, 2)
+        small = st.numel() == 0 or (int(st.min()) >= -128 and int(st.max()) <= 127)
+        self.strengths = arr(st, np.int8 if small else np.int16)
+        self.axon_types = arr(program.axon_types, np.int8)
         # (C, A) synapses per axon, read at random once per active axon: int16 keeps the table
         # at a quarter of int64's size (2 MiB for a full chip)
         self.fanout = arr(program.crossbar.sum(2), np.int16 if n < 2**15 else np.int32)
@@ -302,8 +314,9 @@ class EventSimulator:
             k["run_ticks"](
                 ticks, ticks_in, self.slots, parts,
                 np.ascontiguousarray(x[lo:hi]), self.line_ptr, self.line_flag, record,
-                *self.clamp, self.w, self.fanout, q["leak"], q["alpha"], q["nbeta"], q["negv"],
-                q["keep"], q["add"], self.lane_bits, send, bits, weight,
+                *self.clamp, self.crossbar_bits, self.axon_types, self.strengths, self.fanout,
+                q["leak"], q["alpha"], q["nbeta"], q["negv"], q["keep"], q["add"],
+                self.lane_bits, send, bits, weight,
                 zeros((nb, c, n), self.v_dtype),  # membranes
                 zeros((nb, self.slots * c * self.wpc), np.uint64),  # the ring of axon flags
                 np.repeat(self.at_rest[None], nb, axis=0),  # unsettled cores

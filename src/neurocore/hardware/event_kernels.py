@@ -67,6 +67,60 @@ def prefetch(typingctx, ary, idx):
     return types.void(ary, idx), codegen
 
 
+def _masked_adds(v, vi, s, offsets, masks):
+    # the typing and code of masked_add32 and masked_add32x4: v[vi : vi + 32] += the sum over
+    # k of s[offsets[k] : offsets[k] + 32] where bit j of masks[k] is set
+    def bits(t):  # an integer type's width, else 0 (numba's stubs lack Integer.bitwidth)
+        return t.bitwidth if isinstance(t, types.Integer) else 0  # type: ignore[attr-defined]
+
+    ok = (
+        _one_dim(v, vi) and isinstance(s, types.Array) and s.ndim == 1 and v.layout == "C"
+        and s.layout == "C" and 0 < bits(s.dtype) <= bits(v.dtype)
+        and all(isinstance(o, types.Integer) for o in offsets)
+        and all(bits(m) == 32 for m in masks)
+    )
+    if not ok:
+        return None
+    k = len(offsets)
+
+    def codegen(context, builder, sig, args):
+        vt, st = sig.args[0], sig.args[2]
+        lanes_v = ir.VectorType(ir.IntType(vt.dtype.bitwidth), 32)
+        lanes_s = ir.VectorType(ir.IntType(st.dtype.bitwidth), 32)
+        vp = builder.bitcast(_item_pointer(context, builder, sig, args), lanes_v.as_pointer())
+        acc = old = builder.load(vp, align=vt.dtype.bitwidth // 8)
+        s_ary = context.make_array(st)(context, builder, args[2])
+        for at, mask, at_ty in zip(args[3 : 3 + k], args[3 + k :], sig.args[3 : 3 + k],
+                                   strict=True):
+            idx = context.cast(builder, at, at_ty, types.intp)
+            sp = cgutils.get_item_pointer(context, builder, st, s_ary, [idx])
+            add = builder.load(builder.bitcast(sp, lanes_s.as_pointer()),
+                               align=st.dtype.bitwidth // 8)
+            if st.dtype.bitwidth < vt.dtype.bitwidth:
+                add = builder.sext(add, lanes_v)
+            on = builder.bitcast(mask, ir.VectorType(ir.IntType(1), 32))
+            acc = builder.select(on, builder.add(acc, add), acc)
+        if acc is not old:
+            builder.store(acc, vp, align=vt.dtype.bitwidth // 8)
+        return context.get_dummy_value()
+
+    return types.void(v, vi, s, *offsets, *masks), codegen
+
+
+@intrinsic
+def masked_add32(typingctx, v, vi, s, si, mask):
+    """v[vi : vi + 32] += s[si : si + 32] where bit j of the 32-bit ``mask`` is set (j = 0 the
+    lowest), as one vector select over 32 lanes in v's integer type (s is sign-extended to it):
+    on AVX-512, a masked add. v and s: contiguous 1-D integer arrays, s no wider than v."""
+    return _masked_adds(v, vi, s, (si,), (mask,))
+
+
+@intrinsic
+def masked_add32x4(typingctx, v, vi, s, s0, s1, s2, s3, m0, m1, m2, m3):
+    """Four masked adds (``masked_add32``) into one load and store of v[vi : vi + 32]."""
+    return _masked_adds(v, vi, s, (s0, s1, s2, s3), (m0, m1, m2, m3))
+
+
 @intrinsic
 def read_cycles(typingctx):
     """The processor's cycle counter (LLVM's ``llvm.readcyclecounter``: ``rdtsc`` on x86-64,
@@ -151,17 +205,18 @@ def list_bits(words, lo, hi, out, n):
 
 @njit(parallel=True, cache=True)
 def run_ticks(  # every tick of one chunk of frames (module doc of event.py: steps 1–6)
-    ticks, ticks_in, slots, parts, x, line_ptr, line_flag, record, v_lo, v_hi, w, fanout, leak,
-    alpha, nbeta, negv, keep, add, lane_bits, send, bits, spike_weight, v, ring, unsettled,
-    outputs, events, core_spikes, weighted, updates, rec_spk, rec_v, clock,
+    ticks, ticks_in, slots, parts, x, line_ptr, line_flag, record, v_lo, v_hi, xbits, axon_type,
+    strength, fanout, leak, alpha, nbeta, negv, keep, add, lane_bits, send, bits, spike_weight,
+    v, ring, unsettled, outputs, events, core_spikes, weighted, updates, rec_spk, rec_v, clock,
 ):
     nb, nc, nn = v.shape
-    na = w.shape[1]
+    na, nw = xbits.shape[1], xbits.shape[2]  # axons; 32-bit crossbar words per axon
+    whole = nn // 32  # neurons in whole words of 32
     wpc = ring.shape[1] // (slots * nc)  # 64-bit words of axon flags per core and slot
     span = wpc * 64  # flags per core and slot
     plane = nc * span  # flags per slot
     x_words = x.view(np.uint64)  # input lines, 8 per read
-    rows = w.reshape(-1)  # for prefetching
+    rows = xbits.reshape(-1)  # for prefetching
     targets = send.reshape(-1)
     weigh = weighted.shape[1] > 0  # energy weights were given
     # the cycles of each phase (``event.PHASES``) when clock has rows: the input, per-core and
@@ -232,8 +287,8 @@ def run_ticks(  # every tick of one chunk of frames (module doc of event.py: ste
                     nxt = listed[kp, (c + 1 - lo) & 1]
                     following = list_bits(words, at, at + wpc, nxt, 0)
                     for n in range(following):
-                        row = ((c + 1) * na + nxt[n]) * nn
-                        for o in range(0, nn, 64 // w.itemsize):  # each cache line
+                        row = ((c + 1) * na + nxt[n]) * nw
+                        for o in range(0, nw, 64 // xbits.itemsize):  # each cache line
                             prefetch(rows, row + o)  # type: ignore[call-arg]
                     # and its neurons' targets, read at random for each spike (step 6)
                     for o in range(0, nn, 64 // send.itemsize):
@@ -242,19 +297,31 @@ def run_ticks(  # every tick of one chunk of frames (module doc of event.py: ste
                     now = read_cycles()  # type: ignore[call-arg]
                     clock[kp, 1] += now - last
                     last = now
-                # 2. integrate: V += row i of W for each active axon i, four rows at a time
+                # 2. integrate: V_j += S_j[G_i] where B_ij, for each active axon i: a masked
+                # add per 32 neurons, bit by bit for the last ones
+                vc, sc = v[b, c], strength[c].reshape(-1)  # sc: S_j[g] at g * nn + j
                 n = 0
-                while n + 4 <= n_active:
+                while n + 4 <= n_active:  # four rows per load and store of V
                     i0, i1, i2, i3 = mine[n], mine[n + 1], mine[n + 2], mine[n + 3]
-                    for j in range(nn):
-                        v[b, c, j] += (np.int32(w[c, i0, j]) + np.int32(w[c, i1, j])
-                                       + np.int32(w[c, i2, j]) + np.int32(w[c, i3, j]))
+                    r0, r1, r2, r3 = xbits[c, i0], xbits[c, i1], xbits[c, i2], xbits[c, i3]
+                    g0, g1 = axon_type[c, i0] * nn, axon_type[c, i1] * nn
+                    g2, g3 = axon_type[c, i2] * nn, axon_type[c, i3] * nn
+                    for q in range(whole):
+                        o = 32 * q
+                        masked_add32x4(vc, o, sc, g0 + o, g1 + o, g2 + o,  # type: ignore[call-arg]
+                                       g3 + o, r0[q], r1[q], r2[q], r3[q])
                     n += 4
-                while n < n_active:
-                    i0 = mine[n]
-                    for j in range(nn):
-                        v[b, c, j] += w[c, i0, j]
-                    n += 1
+                for m in range(n, n_active):
+                    i = mine[m]
+                    row, g = xbits[c, i], axon_type[c, i] * nn
+                    for q in range(whole):
+                        masked_add32(vc, 32 * q, sc, g + 32 * q, row[q])  # type: ignore[call-arg]
+                for n in range(n_active if whole < nw else 0):  # neurons past whole words
+                    i = mine[n]
+                    word, g = xbits[c, i, whole], axon_type[c, i] * nn
+                    for j in range(32 * whole, nn):
+                        if (word >> np.uint32(j - 32 * whole)) & np.uint32(1):
+                            vc[j] += sc[g + j]
                 if timed:
                     now = read_cycles()  # type: ignore[call-arg]
                     clock[kp, 2] += now - last
@@ -277,7 +344,7 @@ def run_ticks(  # every tick of one chunk of frames (module doc of event.py: ste
                         last = now
                     continue
                 updates[b, c] += 1
-                vc, fc = v[b, c], fired[kp]
+                fc = fired[kp]
                 if lane_bits == 16:
                     moving = update(vc, fc, c, leak, alpha, nbeta, negv, keep, add, v_lo, v_hi,
                                     np.int16)
