@@ -386,8 +386,23 @@ def test_event_engine_int16_membranes_when_the_program_bounds_them(
     consts = {k: torch.from_numpy(v).long() for k, v in ev.consts.items()}
     lo, hi = event_engine.settled_range(p, consts)  # the recorded V is V after each update
     assert ref.membrane is not None and lo <= int(ref.membrane.min()) <= int(ref.membrane.max()) <= hi
-    wide_lo, wide_hi = event_engine.membrane_range(p, p.effective_weights(), consts)
+    wide_lo, wide_hi = event_engine.membrane_range(p, consts)
     assert wide_lo <= lo and hi <= wide_hi
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), cores=st.integers(1, 7), chunk=st.integers(1, 4))
+def test_column_sums_equal_those_of_the_effective_weights(seed: int, cores: int, chunk: int) -> None:
+    """The membrane bound's column sums, counted per axon type in chunks of cores, equal the
+    sums of the positive and negative entries of each column of W = B ∘ S(G)."""
+    spec = CoreSpec(axons=16, neurons=8, axon_types=4, strength_min=-255, strength_max=255,
+                    membrane_bits=20, max_delay=3, name="small")
+    g = torch.Generator().manual_seed(seed)
+    p = _dynamic_program(g, spec, cores=cores, num_inputs=7, num_outputs=2, entries=20)
+    w = p.effective_weights().long()
+    pos, neg = event_engine.column_sums(p, chunk=chunk)
+    assert torch.equal(pos, w.clamp(min=0).sum(1))
+    assert torch.equal(neg, w.clamp(max=0).sum(1))
 
 
 @settings(max_examples=30, deadline=None)

@@ -24,10 +24,13 @@ Same results as :class:`~neurocore.hardware.simulator.Simulator` and
   and the negative threshold are selects over per-neuron constants), so it vectorizes, in
   the narrowest of int16, int32 and int64 lanes in which every intermediate value is exact
   (``EventSimulator.lane_bits``); whether each neuron fired goes into a per-thread row;
-- step 6 lists where each spike goes (an axon flag ``delay`` slots on, or an output port),
-  read as one number per neuron (:meth:`EventSimulator.sends`; the next core's are prefetched
-  with its rows), into a bucket per destination range of cores; then each range's thread
-  delivers the buckets addressed to it.
+- step 6: after a core's update, the neurons that fired are listed (64 fired flags per vector
+  compare) and where each spike goes (an axon flag ``delay`` slots on, or an output port, one
+  number per neuron: :meth:`EventSimulator.sends`) is prefetched; they are routed into a bucket
+  per destination range of cores after the next core's update, when those targets are in.
+  Then each range's thread delivers the buckets addressed to it (the flag words prefetched a
+  few spikes ahead). The synaptic events of a tick are counted from the active axons' rows
+  (their set bits).
 
 One compiled call runs every tick of a chunk of frames. Each frame's cores are split into one
 contiguous range per thread (numba ``prange``; threads as ``numba.set_num_threads``): a thread
@@ -121,19 +124,38 @@ def settled_range(program: Program, consts: dict[str, torch.Tensor]) -> tuple[in
     return lo, hi
 
 
-def membrane_range(
-    program: Program, w: torch.Tensor, consts: dict[str, torch.Tensor]
-) -> tuple[int, int]:
+def column_sums(program: Program, chunk: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """The sums of the positive and of the negative weights of each neuron's column of
+    W = B ∘ S(G), as two (C, N) int64 tensors, without W itself (4 bytes per synapse, 1 GiB for
+    a full chip): per core, how many of a neuron's synapses sit on an axon of each type (an
+    exact float32 matmul of one-hot types by the crossbar, ``chunk`` cores at a time) times
+    that type's strength."""
+    c, _, n = program.crossbar.shape
+    types = program.spec.axon_types
+    pos = torch.zeros((c, n), dtype=torch.int64)
+    neg = torch.zeros((c, n), dtype=torch.int64)
+    for lo in range(0, c, chunk):
+        hi = min(c, lo + chunk)
+        one_hot = torch.nn.functional.one_hot(program.axon_types[lo:hi].long(), types)
+        counts = torch.bmm(one_hot.transpose(1, 2).float(), program.crossbar[lo:hi].float())
+        counts = counts.round().long()  # (c, T, N) synapses per type; exact below 2**24
+        s = program.strengths[lo:hi].long().transpose(1, 2)  # (c, T, N)
+        pos[lo:hi] = (counts * s.clamp(min=0)).sum(1)
+        neg[lo:hi] = (counts * s.clamp(max=0)).sum(1)
+    return pos, neg
+
+
+def membrane_range(program: Program, consts: dict[str, torch.Tensor]) -> tuple[int, int]:
     """Bounds on every value the event engine stores in a membrane: the settled range
     (:func:`settled_range`) widened by what one tick's rows can add before the next update.
     Each axon adds its row at most once a tick, so the input sum of neuron j lies between the
-    sums of the negative and of the positive weights of column j of ``w`` (the program's
-    (C, A, N) effective weights)."""
+    sums of the negative and of the positive weights of its column of W
+    (:func:`column_sums`)."""
     lo, hi = settled_range(program, consts)
-    w = w.long()
-    pos = int(w.clamp(min=0).sum(1).max()) if w.numel() else 0
-    neg = int(w.clamp(max=0).sum(1).min()) if w.numel() else 0
-    return lo + neg, hi + pos
+    if not program.num_cores:
+        return lo, hi
+    pos, neg = column_sums(program)
+    return lo + int(neg.min()), hi + int(pos.max())
 
 
 class EventSimulator:
@@ -165,7 +187,6 @@ class EventSimulator:
         # (bit j % 32 of word j // 32: neuron j), whose rows of the active axons are read at
         # random every tick (32 bytes for 256 neurons, an eighth of a row of W in bytes), and
         # the strengths as (C, T, N) rows, S_j[g] for each type g, in int8 where they fit
-        w = program.effective_weights()
         words = -(-n // 32)
         padded = torch.zeros((c, a, words * 32), dtype=torch.bool)
         padded[:, :, :n] = program.crossbar
@@ -175,9 +196,6 @@ class EventSimulator:
         small = st.numel() == 0 or (int(st.min()) >= -128 and int(st.max()) <= 127)
         self.strengths = arr(st, np.int8 if small else np.int16)
         self.axon_types = arr(program.axon_types, np.int8)
-        # (C, A) synapses per axon, read at random once per active axon: int16 keeps the table
-        # at a quarter of int64's size (2 MiB for a full chip)
-        self.fanout = arr(program.crossbar.sum(2), np.int16 if n < 2**15 else np.int32)
         # per-neuron constants of steps 2–5, folded so that the update has no branch:
         # reset = (V & keep) + add (absolute: keep 0, add R; linear: keep −1, add −α;
         # none: keep −1, add 0), and below −β (nbeta) V becomes negv (−R or −β)
@@ -204,7 +222,7 @@ class EventSimulator:
         # the stored membrane: its value after an update, plus one tick's input sum while the
         # rows are added (the update computes in ``lane_bits`` lanes), in the narrowest of
         # int16, int32 and int64 that holds every value the program can reach
-        v_lo, v_hi = membrane_range(program, w, consts)
+        v_lo, v_hi = membrane_range(program, consts)
         self.v_dtype = next(t for t in (np.int16, np.int32, np.int64)
                             if np.iinfo(t).min <= v_lo and v_hi <= np.iinfo(t).max)
         # the integer lane the update computes in: with |V| ≤ m and every constant ≤ k in
@@ -314,7 +332,7 @@ class EventSimulator:
             k["run_ticks"](
                 ticks, ticks_in, self.slots, parts,
                 np.ascontiguousarray(x[lo:hi]), self.line_ptr, self.line_flag, record,
-                *self.clamp, self.crossbar_bits, self.axon_types, self.strengths, self.fanout,
+                *self.clamp, self.crossbar_bits, self.axon_types, self.strengths,
                 q["leak"], q["alpha"], q["nbeta"], q["negv"], q["keep"], q["add"],
                 self.lane_bits, send, bits, weight,
                 zeros((nb, c, n), self.v_dtype),  # membranes

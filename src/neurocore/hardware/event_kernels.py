@@ -14,13 +14,9 @@ from numba.extending import intrinsic
 
 from neurocore.hardware.event import NOWHERE
 
+AHEAD = 16  # spikes delivered ahead of the one in hand whose flag word is prefetched
+
 __all__ = ["cycles", "get_num_threads", "run_ticks", "unsettled_at_rest"]
-
-# The index of a 64-bit word's lowest set bit x = w & −w: LOWEST[(x · DEBRUIJN) >> 58]
-DEBRUIJN = np.uint64(0x03F79D71B4CB0A89)
-LOWEST = np.zeros(64, np.int64)
-LOWEST[[((1 << i) * int(DEBRUIJN) % 2**64) >> 58 for i in range(64)]] = np.arange(64)
-
 
 def _item_pointer(context, builder, sig, args):
     # the address of ary[idx] for a 1-D array ``ary``: the intrinsics' first two arguments
@@ -48,10 +44,9 @@ def atomic_or(typingctx, ary, idx, val):
     return types.void(ary, idx, ary.dtype), codegen
 
 
-@intrinsic
-def prefetch(typingctx, ary, idx):
-    """A hint that ary[idx] will be read soon (LLVM's ``llvm.prefetch``: read, keep in all
-    cache levels); no effect on any value."""
+def _prefetch(ary, idx, write):
+    # the typing and code of prefetch and prefetch_write: LLVM's llvm.prefetch of &ary[idx]
+    # (keep in all cache levels)
     if not _one_dim(ary, idx):
         return None
 
@@ -61,10 +56,22 @@ def prefetch(typingctx, ary, idx):
             builder.module, ir.FunctionType(ir.VoidType(), [byte_ptr, i32, i32, i32]),
             "llvm.prefetch.p0")
         address = builder.bitcast(_item_pointer(context, builder, sig, args), byte_ptr)
-        builder.call(fn, [address, i32(0), i32(3), i32(1)])
+        builder.call(fn, [address, i32(int(write)), i32(3), i32(1)])
         return context.get_dummy_value()
 
     return types.void(ary, idx), codegen
+
+
+@intrinsic
+def prefetch(typingctx, ary, idx):
+    """A hint that ary[idx] will be read soon (``prefetcht0``); no effect on any value."""
+    return _prefetch(ary, idx, False)
+
+
+@intrinsic
+def prefetch_write(typingctx, ary, idx):
+    """A hint that ary[idx] will be written soon (``prefetchw``); no effect on any value."""
+    return _prefetch(ary, idx, True)
 
 
 def _masked_adds(v, vi, s, offsets, masks):
@@ -119,6 +126,54 @@ def masked_add32(typingctx, v, vi, s, si, mask):
 def masked_add32x4(typingctx, v, vi, s, s0, s1, s2, s3, m0, m1, m2, m3):
     """Four masked adds (``masked_add32``) into one load and store of v[vi : vi + 32]."""
     return _masked_adds(v, vi, s, (s0, s1, s2, s3), (m0, m1, m2, m3))
+
+
+def _bit_count(name, word):
+    # the typing and code of trailing_zeros and popcount: LLVM's llvm.<name> on one integer
+    # (cttz and ctpop: one tzcnt or popcnt instruction on x86-64), as an int64
+    if not isinstance(word, types.Integer):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ty = args[0].type
+        extra = [ir.IntType(1)(1)] if name == "cttz" else []  # cttz(0) is never asked
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ty, [ty] + [e.type for e in extra]),
+            f"llvm.{name}.i{ty.width}")
+        count = builder.call(fn, [args[0], *extra])
+        return builder.zext(count, ir.IntType(64)) if ty.width < 64 else count
+
+    return types.int64(word), codegen
+
+
+@intrinsic
+def trailing_zeros(typingctx, word):
+    """The index of the lowest set bit of a nonzero integer (``tzcnt``)."""
+    return _bit_count("cttz", word)
+
+
+@intrinsic
+def popcount(typingctx, word):
+    """How many bits of an integer are set (``popcnt``)."""
+    return _bit_count("ctpop", word)
+
+
+@intrinsic
+def nonzero_bits64(typingctx, ary, idx):
+    """A uint64 whose bit k says whether ary[idx + k] ≠ 0, for the 64 bytes of a contiguous 1-D
+    uint8 or bool array from idx on: one vector compare (AVX-512: ``vptestmb``, AVX2: two
+    ``vpmovmskb``)."""
+    if not (_one_dim(ary, idx) and ary.layout == "C" and ary.dtype in (types.uint8,
+                                                                       types.boolean)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        lanes = ir.VectorType(ir.IntType(8), 64)
+        ptr = builder.bitcast(_item_pointer(context, builder, sig, args), lanes.as_pointer())
+        on = builder.icmp_unsigned("!=", builder.load(ptr, align=1), lanes(None))
+        return builder.bitcast(on, ir.IntType(64))
+
+    return types.uint64(ary, idx), codegen
 
 
 @intrinsic
@@ -190,23 +245,46 @@ def set_flag(words, flag):  # a flag set twice is the OR
 @njit(cache=True, inline="always")
 def list_bits(words, lo, hi, out, n):
     # append the index of every set bit of words[lo:hi] (relative to lo) to out[n:], clear
-    # those words; how many there are now. Lowest bit first, found by de Bruijn multiplication
+    # those words; how many there are now. Lowest bit first
     for q in range(lo, hi):
         word = words[q]
         if word:
             words[q] = 0
             while word:
-                low = word & (~word + np.uint64(1))
-                out[n] = (q - lo) * 64 + LOWEST[(low * DEBRUIJN) >> np.uint64(58)]
+                out[n] = (q - lo) * 64 + trailing_zeros(word)  # type: ignore[call-arg]
                 n += 1
-                word ^= low
+                word &= word - np.uint64(1)
     return n
+
+
+@njit(cache=True, inline="always")
+def route(c, fired, n_fired, b, p, phase, plane, flags, mask, bits, send, bucket, bucket_at,
+          filled, weigh, spike_weight, weighted, t):
+    # step 6 for the neurons fired[:n_fired] of core c, in range p: each spike's target into
+    # the bucket (p, its destination range)
+    spent = 0.0
+    for n in range(n_fired):
+        j = fired[n]
+        if weigh:
+            spent += spike_weight[c, j]
+        goes = send[c, j]  # an output port −1 − port: range 0 counts it
+        d = 0
+        if goes >= 0:  # an axon flag, in the slot ``delay`` ticks on
+            d = goes & mask
+            goes = (goes >> bits) + phase * plane
+            if goes >= flags:
+                goes -= flags
+        if goes != NOWHERE:
+            bucket[b, bucket_at[p, d] + filled[b, p, d]] = goes
+            filled[b, p, d] += 1
+    if weigh:
+        weighted[b, t, c] = spent
 
 
 @njit(parallel=True, cache=True)
 def run_ticks(  # every tick of one chunk of frames (module doc of event.py: steps 1–6)
     ticks, ticks_in, slots, parts, x, line_ptr, line_flag, record, v_lo, v_hi, xbits, axon_type,
-    strength, fanout, leak, alpha, nbeta, negv, keep, add, lane_bits, send, bits, spike_weight,
+    strength, leak, alpha, nbeta, negv, keep, add, lane_bits, send, bits, spike_weight,
     v, ring, unsettled, outputs, events, core_spikes, weighted, updates, rec_spk, rec_v, clock,
 ):
     nb, nc, nn = v.shape
@@ -218,6 +296,7 @@ def run_ticks(  # every tick of one chunk of frames (module doc of event.py: ste
     x_words = x.view(np.uint64)  # input lines, 8 per read
     rows = xbits.reshape(-1)  # for prefetching
     targets = send.reshape(-1)
+    strengths = strength.reshape(nc, -1)  # a core's S_j[g] at g * nn + j
     weigh = weighted.shape[1] > 0  # energy weights were given
     # the cycles of each phase (``event.PHASES``) when clock has rows: the input, per-core and
     # delivery loops as a whole in row 0, the per-core phases by each range's thread in its
@@ -243,11 +322,16 @@ def run_ticks(  # every tick of one chunk of frames (module doc of event.py: ste
             bucket_at[s, d] = start
             start += room[s, d]
     bucket = np.empty((nb, max(1, start)), send.dtype)
-    filled = np.empty((nb, parts, parts), np.int64)  # spikes in each bucket this tick
+    # spikes in each bucket this tick, filled[b, s, d]; each (b, s) row on cache lines of its
+    # own (128 bytes at least), as one thread counts into it while the others count into theirs
+    filled = np.empty((nb, parts, max(parts, 16)), np.int64)
     listed = np.empty((nb * parts, 2, na), np.int64)  # active axons: this core's, the next's
-    # whether each neuron of the core in hand fired, per thread (bytes of 0 or 1, whole words)
-    fired = np.zeros((nb * parts, -(-nn // 8) * 8), np.uint8)
-    fired_words = fired.view(np.uint64)  # 8 neurons per read
+    # whether each neuron of the core in hand fired, per thread (bytes of 0 or 1, in whole
+    # 64-byte words whose padding stays 0)
+    fired = np.zeros((nb * parts, -(-nn // 64) * 64), np.uint8)
+    # which neurons fired, per thread: in one half the core in hand's, in the other those of
+    # the core before it whose spikes wait to be routed
+    spiked = np.empty((nb * parts, 2, nn), np.int64)
     for t in range(ticks):
         phase = t % slots
         began = read_cycles() if timed else 0  # type: ignore[call-arg]
@@ -276,6 +360,8 @@ def run_ticks(  # every tick of one chunk of frames (module doc of event.py: ste
             for d in range(parts):
                 filled[b, p, d] = 0
             following = 0  # the next core's active axons, listed one core ahead
+            # the last core with spikes not yet routed, how many, and its half of spiked
+            held, n_held, hs = -1, 0, 0
             if lo < hi:
                 at = (phase * nc + lo) * wpc
                 following = list_bits(words, at, at + wpc, listed[kp, 0], 0)
@@ -290,16 +376,13 @@ def run_ticks(  # every tick of one chunk of frames (module doc of event.py: ste
                         row = ((c + 1) * na + nxt[n]) * nw
                         for o in range(0, nw, 64 // xbits.itemsize):  # each cache line
                             prefetch(rows, row + o)  # type: ignore[call-arg]
-                    # and its neurons' targets, read at random for each spike (step 6)
-                    for o in range(0, nn, 64 // send.itemsize):
-                        prefetch(targets, (c + 1) * nn + o)  # type: ignore[call-arg]
                 if timed:
                     now = read_cycles()  # type: ignore[call-arg]
                     clock[kp, 1] += now - last
                     last = now
                 # 2. integrate: V_j += S_j[G_i] where B_ij, for each active axon i: a masked
                 # add per 32 neurons, bit by bit for the last ones
-                vc, sc = v[b, c], strength[c].reshape(-1)  # sc: S_j[g] at g * nn + j
+                vc, sc = v[b, c], strengths[c]  # sc: S_j[g] at g * nn + j
                 n = 0
                 while n + 4 <= n_active:  # four rows per load and store of V
                     i0, i1, i2, i3 = mine[n], mine[n + 1], mine[n + 2], mine[n + 3]
@@ -326,9 +409,11 @@ def run_ticks(  # every tick of one chunk of frames (module doc of event.py: ste
                     now = read_cycles()  # type: ignore[call-arg]
                     clock[kp, 2] += now - last
                     last = now
-                n_events = 0
+                n_events = 0  # the synapses of the active axons: their rows' set bits
                 for n in range(n_active):
-                    n_events += fanout[c, mine[n]]
+                    row = xbits[c, mine[n]]
+                    for q in range(nw):
+                        n_events += popcount(row[q])  # type: ignore[call-arg]
                 events[b, t, c] = n_events
                 if timed:
                     now = read_cycles()  # type: ignore[call-arg]
@@ -363,34 +448,34 @@ def run_ticks(  # every tick of one chunk of frames (module doc of event.py: ste
                     now = read_cycles()  # type: ignore[call-arg]
                     clock[kp, 4] += now - last
                     last = now
+                # 6. route the spikes of the core updated before this one, whose targets are in
+                # by now; then list the neurons that fired here and start fetching their targets
+                if held >= 0:
+                    route(held, spiked[kp, hs], n_held, b, p, phase, plane, flags, mask, bits,
+                          send, bucket, bucket_at, filled, weigh, spike_weight, weighted, t)
+                held = -1
                 n_fired = 0
-                spent = 0.0
-                for q in range(fired_words.shape[1]):  # 6. each spike, into its bucket
-                    word = fired_words[kp, q]
-                    while word:  # each set byte: its lowest bit's index // 8
-                        low = word & (~word + np.uint64(1))
-                        j = 8 * q + (LOWEST[(low * DEBRUIJN) >> np.uint64(58)] >> 3)
-                        word ^= low
+                out = spiked[kp, 1 - hs]
+                for q in range(0, fc.shape[0], 64):
+                    word = nonzero_bits64(fc, q)  # type: ignore[call-arg]
+                    while word:  # neuron q + k fired where bit k is set
+                        j = q + trailing_zeros(word)
+                        word &= word - np.uint64(1)
+                        out[n_fired] = j
                         n_fired += 1
-                        if weigh:
-                            spent += spike_weight[c, j]
-                        goes = send[c, j]  # an output port −1 − port: range 0 counts it
-                        d = 0
-                        if goes >= 0:  # an axon flag, in the slot ``delay`` ticks on
-                            d = goes & mask
-                            goes = (goes >> bits) + phase * plane
-                            if goes >= flags:
-                                goes -= flags
-                        if goes != NOWHERE:
-                            bucket[b, bucket_at[p, d] + filled[b, p, d]] = goes
-                            filled[b, p, d] += 1
+                        prefetch(targets, c * nn + j)
                 core_spikes[b, t, c] = n_fired
-                if weigh:
-                    weighted[b, t, c] = spent
+                if n_fired:
+                    held, n_held, hs = c, n_fired, 1 - hs
                 if timed:
                     now = read_cycles()  # type: ignore[call-arg]
                     clock[kp, 5] += now - last
                     last = now
+            if held >= 0:  # the range's last spikes
+                route(held, spiked[kp, hs], n_held, b, p, phase, plane, flags, mask, bits, send,
+                      bucket, bucket_at, filled, weigh, spike_weight, weighted, t)
+            if timed:
+                clock[kp, 5] += read_cycles() - last  # type: ignore[call-arg]
         if timed:  # the per-core loop's wall time, its threads' wait included
             now = read_cycles()  # type: ignore[call-arg]
             clock[0, 7] += now - began
@@ -401,7 +486,10 @@ def run_ticks(  # every tick of one chunk of frames (module doc of event.py: ste
             b, d = kp // parts, kp % parts
             words = ring[b]
             for s in range(parts):
-                for n in range(bucket_at[s, d], bucket_at[s, d] + filled[b, s, d]):
+                end = bucket_at[s, d] + filled[b, s, d]
+                for n in range(bucket_at[s, d], end):
+                    if n + AHEAD < end and bucket[b, n + AHEAD] >= 0:
+                        prefetch_write(words, bucket[b, n + AHEAD] >> 6)  # type: ignore[call-arg]
                     goes = bucket[b, n]
                     if goes >= 0:
                         set_flag(words, goes)
