@@ -84,23 +84,26 @@ def dense_matmul_s(program: Program, batch: int) -> float:
 
 
 def timed_run(program: Program, engine: str, x: torch.Tensor, ticks: int,
-              phases: bool = False) -> tuple[float, SimResult]:
+              phases: bool = False, repeats: int = 1) -> tuple[float, SimResult]:
+    """The median wall time of ``repeats`` runs of ``ticks`` ticks (seconds), and the result."""
     sim = make_simulator(program, engine)
     sim.run(x[:, : min(ticks, 5)], min(ticks, 5))  # warm-up (and numba's compile or cache load)
     if phases and isinstance(sim, EventSimulator):
         sim.timing = True
-    t0 = time.perf_counter()
-    res = sim.run(x[:, :ticks], ticks)
-    s = time.perf_counter() - t0
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        res = sim.run(x[:, :ticks], ticks)
+        times.append(time.perf_counter() - t0)
     if phases and isinstance(sim, EventSimulator):
-        print_phases(sim, ticks)
-    return s, res
+        print_phases(sim, ticks * repeats)
+    return statistics.median(times), res
 
 
 def print_phases(sim: EventSimulator, ticks: int) -> None:
     """The event engine's own split of a tick (``EventSimulator.timing``), ms per tick."""
     sec = sim.phase_seconds()
-    own = sum(sec[p] for p in ("scan", "integrate", "count", "update", "route"))
+    own = sum(sec[p] for p in ("scan", "integrate", "update", "route"))
     parts = [f"{p} {sec[p] / ticks * 1e3:.3f}" for p in PHASES if p != "cores"]
     print(f"phases, ms per tick (per-core phases: a thread's mean): {', '.join(parts)}; "
           f"waiting for the other thread {(sec['cores'] - own) / ticks * 1e3:.3f}")
@@ -116,13 +119,14 @@ def chip(args: argparse.Namespace) -> None:
     for engine, n in (("event", args.ticks), ("dense", args.dense_ticks)):
         if n == 0:
             continue
-        s, res = timed_run(program, engine, x, n, args.phases)
+        s, res = timed_run(program, engine, x, n, args.phases,
+                           args.repeats if engine == "event" else 1)
         hz = float(res.spike_count[0]) / (args.cores * TRUENORTH.neurons) / (n * 1e-3)
         tick = s / n
         print(f"{engine:5s}: {n} ticks, mean firing {hz:.1f} Hz, synaptic events/tick "
               f"{float(res.synaptic_events[0]) / n:.0f}: {n / s:.1f} ticks/s "
               f"({tick * 1e3:.2f} ms/tick, {tick / mm:.2f}x the dense matmul; real time needs "
-              f"1000 ticks/s)")
+              f"1000 ticks/s{f'; median of {args.repeats} runs' if args.repeats > 1 else ''})")
 
 
 def program_mode(args: argparse.Namespace) -> None:
@@ -159,6 +163,8 @@ def main() -> None:
     cp.add_argument("--ticks", type=int, default=1000, help="ticks for the event engine")
     cp.add_argument("--dense-ticks", type=int, default=50, help="ticks for the dense engine")
     cp.add_argument("--seed", type=int, default=0)
+    cp.add_argument("--repeats", type=int, default=1,
+                    help="run the event engine's ticks this many times and give the median")
     cp.add_argument("--phases", action="store_true",
                     help="also time the event engine's parts of a tick (x86-64 only)")
     pp = sub.add_parser("program", help="a compiled program classifying test images")

@@ -116,6 +116,28 @@ def test_golden_leak_and_linear_reset() -> None:
     assert _trace(r, 0, 1) == [0] * 8  # blank neurons stay at 0
 
 
+def test_golden_vector_update_fires_exactly_at_threshold() -> None:
+    """A core of 40 neurons (32 updated in one vector step, 8 one by one) climbing by 1 a tick
+    (λ = −1) with α_j = j + 1 and an absolute reset to 0: neuron j reaches V − λ = α_j exactly
+    and fires at ticks j, 2j + 1, 3j + 2, … — a spike only at V − λ > α would come a tick late.
+    Neuron 38 resets linearly (V − α = 0), neuron 39 not at all (V stays ≥ α: it fires on)."""
+    spec = CoreSpec(axons=8, neurons=40, axon_types=4, strength_min=-255, strength_max=255,
+                    membrane_bits=20, max_delay=3, name="vector")
+    n = spec.neurons
+    p = Program.blank(1, num_outputs=n, spec=spec)
+    mode = torch.full((1, n), int(ResetMode.ABSOLUTE), dtype=torch.uint8)
+    mode[0, 38], mode[0, 39] = int(ResetMode.LINEAR), int(ResetMode.NONE)
+    p = p.replace(leak=torch.full((1, n), -1, dtype=torch.int32),
+                  threshold=torch.arange(1, n + 1, dtype=torch.int32)[None], reset_mode=mode,
+                  dest_core=torch.full((1, n), -1, dtype=torch.int32),
+                  dest_axon=torch.arange(n, dtype=torch.int32)[None])
+    r = _both(p, torch.zeros((1, 0, 0), dtype=torch.bool), 90)
+    for j in (0, 5, 31, 32, 37):
+        assert [t for t, f in enumerate(_fired(r, 0, j)) if f] == list(range(j, 90, j + 1))
+    assert _trace(r, 0, 38)[38] == 0 and _trace(r, 0, 39)[38] == 39
+    assert _fired(r, 0, 39)[38:42] == [0, 1, 1, 1]  # from V − λ = 40 on, every tick
+
+
 def test_golden_absolute_none_and_else_if() -> None:
     # Three neurons fed by axon 0 (S=3) every tick for 4 ticks, α=4, each to its own port.
     p = Program.blank(1, num_inputs=1, num_outputs=3, spec=GOLD)
@@ -407,17 +429,19 @@ def test_column_sums_equal_those_of_the_effective_weights(seed: int, cores: int,
 
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), case=st.sampled_from([(14, 16), (20, 32), (32, 64)]),
-       batch=st.integers(1, 2))
+       batch=st.integers(1, 2),
+       neurons=st.sampled_from([8, 40]))
 def test_event_engine_update_lane_is_the_narrowest_exact_one(
-    seed: int, case: tuple[int, int], batch: int
+    seed: int, case: tuple[int, int], batch: int, neurons: int
 ) -> None:
     """The neuron update computes in int16, int32 or int64 lanes, the narrowest that holds
     every intermediate value (|V| + 2 × the largest constant). Constants as large as the
     membrane allows: with 14-bit membranes every value still fits int16, so the update runs in
     int16 lanes with the 14-bit saturation inside them; 20 bits need int32, 32 bits int64.
-    Each equals the reference exactly."""
+    Each equals the reference exactly, in cores of 8 neurons (updated one by one) and of 40
+    (32 in one vector step, then 8 one by one)."""
     bits, lane = case
-    spec = CoreSpec(axons=16, neurons=8, axon_types=4, strength_min=-255, strength_max=255,
+    spec = CoreSpec(axons=16, neurons=neurons, axon_types=4, strength_min=-255, strength_max=255,
                     membrane_bits=bits, max_delay=3, name="lanes")
     g = torch.Generator().manual_seed(seed)
     p = _dynamic_program(g, spec, cores=3, num_inputs=7, num_outputs=2, entries=20)
@@ -431,7 +455,7 @@ def test_event_engine_update_lane_is_the_narrowest_exact_one(
     shrink = torch.randint(1, 64, shape, generator=g, dtype=torch.int32)
     p = p.replace(leak=big(spec.membrane_min, shape) // shrink,
                   threshold=torch.where(torch.rand(shape, generator=g) < 0.3, 1, big(1, shape)),
-                  neg_threshold=big(0, shape), reset_value=big(spec.membrane_min, shape))
+                  neg_threshold=big(0, shape), reset_value=big(-top, shape))
     ev = EventSimulator(p)
     assert ev.lane_bits == lane
     x = torch.rand((batch, 8, 7), generator=g) < 0.5

@@ -21,13 +21,14 @@ Same results as :class:`~neurocore.hardware.simulator.Simulator` and
   V = 0); a settled core without input is skipped, which is exact by that very definition.
   Leak-free cores and the memoryless neurons of compiled networks (λ ≥ 0, floor at 0) settle,
   so only the cores a spike reaches cost anything. The update itself has no branch (resets
-  and the negative threshold are selects over per-neuron constants), so it vectorizes, in
-  the narrowest of int16, int32 and int64 lanes in which every intermediate value is exact
-  (``EventSimulator.lane_bits``); whether each neuron fired goes into a per-thread row;
-- step 6: after a core's update, the neurons that fired are listed (64 fired flags per vector
-  compare) and where each spike goes (an axon flag ``delay`` slots on, or an output port, one
-  number per neuron: :meth:`EventSimulator.sends`) is prefetched; they are routed into a bucket
-  per destination range of cores after the next core's update, when those targets are in.
+  and the negative threshold are selects over per-neuron constants): 32 neurons per explicit
+  vector step (one 512-bit instruction per operation on AVX-512 with int16 lanes), in the
+  narrowest of int16, int32 and int64 lanes in which every intermediate value is exact
+  (``EventSimulator.lane_bits``), which yields a 32-bit mask of the neurons that fired;
+- step 6: the neurons that fired are listed from those masks as the update goes, and where
+  each spike goes (an axon flag ``delay`` slots on, or an output port, one number per neuron:
+  :meth:`EventSimulator.sends`) is prefetched; they are routed into a bucket per destination
+  range of cores after the next core's update, when those targets are in.
   Then each range's thread delivers the buckets addressed to it (the flag words prefetched a
   few spikes ahead). The synaptic events of a tick are counted from the active axons' rows
   (their set bits).
@@ -66,12 +67,12 @@ _KERNELS: dict[str, Any] = {}
 
 # The parts of a tick that ``EventSimulator.timing`` times, in the kernel's clock columns:
 # input (step 1, all threads), then per core, by each range's thread: scan (list the active
-# axons, prefetch the next core's rows), integrate (step 2), count (the synaptic events),
+# axons, prefetch the next core's rows), integrate (step 2, the synaptic events counted),
 # update (steps 2–5), route (list each spike into its bucket); deliver (step 6, all threads);
 # cores: the wall time of the whole per-core loop, so that cores minus the per-core phases is
 # what a thread waits for the other
-PHASES = ("input", "scan", "integrate", "count", "update", "route", "deliver", "cores")
-_WALL = (0, 6, 7)  # the columns timed as a whole, in row 0
+PHASES = ("input", "scan", "integrate", "update", "route", "deliver", "cores")
+_WALL = (0, 5, 6)  # the columns timed as a whole, in row 0
 NOWHERE = -(2**31)  # the spike target of a neuron whose spikes go nowhere (DEST_UNUSED)
 
 
@@ -318,8 +319,6 @@ class EventSimulator:
         chunk = max(1, min(batch, STATE_BYTES // (c * state)))
         q = self.consts
         x = x.view(np.uint8)
-        if x.shape[2] % 8:  # input lines padded to whole 8-byte words
-            x = np.concatenate([x, np.zeros((batch, ticks_in, 8 - x.shape[2] % 8), np.uint8)], 2)
         if self.timing and platform.machine().lower() not in ("x86_64", "amd64"):
             raise SimulationError(
                 f"EventSimulator.timing reads the x86-64 cycle counter (rdtsc); this machine is "

@@ -26,6 +26,10 @@ def _item_pointer(context, builder, sig, args):
     return cgutils.get_item_pointer(context, builder, aryty, ary, [idx])
 
 
+def _bits(t) -> int:  # an integer type's width, else 0 (numba's stubs lack Integer.bitwidth)
+    return t.bitwidth if isinstance(t, types.Integer) else 0  # type: ignore[attr-defined]
+
+
 def _one_dim(ary, idx) -> bool:
     return isinstance(ary, types.Array) and ary.ndim == 1 and isinstance(idx, types.Integer)
 
@@ -77,14 +81,11 @@ def prefetch_write(typingctx, ary, idx):
 def _masked_adds(v, vi, s, offsets, masks):
     # the typing and code of masked_add32 and masked_add32x4: v[vi : vi + 32] += the sum over
     # k of s[offsets[k] : offsets[k] + 32] where bit j of masks[k] is set
-    def bits(t):  # an integer type's width, else 0 (numba's stubs lack Integer.bitwidth)
-        return t.bitwidth if isinstance(t, types.Integer) else 0  # type: ignore[attr-defined]
-
     ok = (
         _one_dim(v, vi) and isinstance(s, types.Array) and s.ndim == 1 and v.layout == "C"
-        and s.layout == "C" and 0 < bits(s.dtype) <= bits(v.dtype)
+        and s.layout == "C" and 0 < _bits(s.dtype) <= _bits(v.dtype)
         and all(isinstance(o, types.Integer) for o in offsets)
-        and all(bits(m) == 32 for m in masks)
+        and all(_bits(m) == 32 for m in masks)
     )
     if not ok:
         return None
@@ -177,6 +178,80 @@ def nonzero_bits64(typingctx, ary, idx):
 
 
 @intrinsic
+def update32(typingctx, v, vi, leak, alpha, nbeta, negv, keep, add, ki, lo, hi):
+    """Steps 2–5 of 32 neurons at once (``step``, one lane each): V = v[vi : vi + 32] with
+    their constants leak[ki : ki + 32] … add[ki : ki + 32], computed in the integer type of
+    ``lo`` and ``hi`` (the clamp; v and the constants are sign-extended to it: the caller
+    picks a type at least as wide as both, as ``EventSimulator.lane_bits`` does). Stores the
+    new V; returns a uint64 whose low 32 bits say which neurons fired (bit k: neuron vi + k)
+    and whose bit 32 says whether any of them would spike or move with no input next tick
+    (``moves``). On AVX-512 with int16 lanes, each operation is one 512-bit instruction."""
+    consts = (leak, alpha, nbeta, negv, keep, add)
+
+    ok = (
+        _one_dim(v, vi) and v.layout == "C" and isinstance(ki, types.Integer) and lo == hi
+        and all(isinstance(k, types.Array) and k.ndim == 1 and k.layout == "C"
+                and k.dtype == leak.dtype for k in consts)
+        and _bits(v.dtype) > 0 and _bits(leak.dtype) > 0 and _bits(lo) > 0
+    )
+    if not ok:
+        return None
+
+    def codegen(context, builder, sig, args):
+        i32 = ir.IntType(32)
+        lane = ir.VectorType(ir.IntType(sig.args[9].bitwidth), 32)
+
+        def at(ary_ty, ary, idx, idx_ty):  # <32 x ary's type>* at ary[idx]
+            a = context.make_array(ary_ty)(context, builder, ary)
+            i = context.cast(builder, idx, idx_ty, types.intp)
+            ptr = cgutils.get_item_pointer(context, builder, ary_ty, a, [i])
+            own = ir.VectorType(ir.IntType(ary_ty.dtype.bitwidth), 32)
+            return builder.bitcast(ptr, own.as_pointer()), ary_ty.dtype.bitwidth // 8
+
+        def to(x, ty):  # the same integers as type ty (sign-extended or truncated)
+            have, want = x.type.element.width, ty.element.width
+            return x if have == want else (builder.sext if have < want else builder.trunc)(x, ty)
+
+        def load(ary_ty, ary, idx, idx_ty):  # 32 values in the lane's type
+            ptr, align = at(ary_ty, ary, idx, idx_ty)
+            return to(builder.load(ptr, align=align), lane)
+
+        def splat(x):
+            one = builder.insert_element(ir.Constant(lane, ir.Undefined), x, i32(0))
+            return builder.shuffle_vector(one, ir.Constant(lane, ir.Undefined),
+                                          ir.Constant(ir.VectorType(i32, 32), [0] * 32))
+
+        def select_lt(a, b, then, other):  # then where a < b, else other
+            return builder.select(builder.icmp_signed("<", a, b), then, other)
+
+        lo, hi = splat(args[9]), splat(args[10])
+
+        def clamp(x):
+            x = select_lt(x, lo, lo, x)
+            return select_lt(hi, x, hi, x)
+
+        vt, kt, kit = sig.args[0], sig.args[2], sig.args[8]
+        v = load(vt, args[0], args[1], sig.args[1])
+        lk, al, nb, ng, kp, ad = (load(kt, k, args[8], kit) for k in args[2:8])
+        u = builder.sub(v, lk)
+        fired = builder.icmp_signed(">=", u, al)
+        after = builder.add(builder.and_(u, kp), ad)  # the reset: R, V − α or V
+        below = select_lt(u, nb, ng, u)  # the negative threshold
+        vj = clamp(builder.select(fired, after, below))
+        ptr, align = at(vt, args[0], args[1], sig.args[1])
+        builder.store(to(vj, ptr.type.pointee), ptr, align=align)
+        u = builder.sub(vj, lk)  # moves: would a tick without input spike or move V?
+        rest = clamp(select_lt(u, nb, ng, u))
+        moving = builder.or_(builder.icmp_signed(">=", u, al), builder.icmp_signed("!=", rest, vj))
+        i64 = ir.IntType(64)
+        fired_bits = builder.zext(builder.bitcast(fired, i32), i64)
+        any_moving = builder.icmp_unsigned("!=", builder.bitcast(moving, i32), i32(0))
+        return builder.or_(fired_bits, builder.shl(builder.zext(any_moving, i64), i64(32)))
+
+    return types.uint64(v, vi, leak, alpha, nbeta, negv, keep, add, ki, lo, hi), codegen
+
+
+@intrinsic
 def read_cycles(typingctx):
     """The processor's cycle counter (LLVM's ``llvm.readcyclecounter``: ``rdtsc`` on x86-64,
     which counts at a constant rate; on other processors it may not be readable)."""
@@ -213,28 +288,56 @@ def unsettled_at_rest(leak, alpha, nbeta, negv, v_lo, v_hi, out):
         out[c] = moving
 
 
+@njit(cache=True, inline="always")
+def step(vj, lk, al, nb, ng, kp, ad, lo, hi, lane):
+    # steps 2–5 of one neuron whose input is in V = vj, with its constants: leak, α, −β, the
+    # value below −β, and the reset (V & keep) + add; lo and hi the clamp. Its new V, whether
+    # it fired, and whether a next tick without input could spike or move V. ``lane`` is the
+    # integer type it computes in (``update``); numba would widen each result to int64 unless
+    # it is cast
+    u = lane(lane(vj) - lk)
+    f = u >= al
+    after = lane(lane(u & kp) + ad)  # the reset: R, V − α or V
+    below = ng if u < nb else u  # the negative threshold
+    vj = min(max(after if f else below, lo), hi)
+    return vj, f, moves(vj, lk, al, nb, ng, lo, hi, lane)
+
+
 @njit(cache=True)
-def update(vc, fc, c, leak, alpha, nbeta, negv, keep, add, v_lo, v_hi, lane):
-    # steps 2–5 for the neurons of core c once their input is in vc (its membranes; fc gets
-    # whether each fired), branch-free so that it vectorizes; whether a next tick without
-    # input could spike or move V. ``lane`` is the integer type it computes in, the narrowest
-    # of np.int16, np.int32 and np.int64 in which every intermediate value is exact
-    # (``EventSimulator.lane_bits``; narrower lanes are more per vector, and numba would widen
-    # each result to int64 unless it is cast); v_lo and v_hi are the clamp, within the lane
+def update(vc, c, leak, alpha, nbeta, negv, keep, add, v_lo, v_hi, lane, out, targets):
+    # steps 2–5 for the neurons of core c once their input is in vc (its membranes): 32 at a
+    # time (update32), the last ones one by one (step). Lists the neurons that fired in out
+    # and prefetches their spike targets (targets: send as one row); returns how many fired
+    # and whether a next tick without input could spike or move V anywhere in the core.
+    # ``lane`` is the integer type it computes in, the narrowest of np.int16, np.int32 and
+    # np.int64 in which every intermediate value is exact (``EventSimulator.lane_bits``);
+    # v_lo and v_hi are the clamp, within the lane. leak … add: the (C·N,) constants
+    nn = vc.shape[0]
     lo, hi = lane(v_lo), lane(v_hi)
-    lkc, alc, nbc, ngc, kpc, adc = leak[c], alpha[c], nbeta[c], negv[c], keep[c], add[c]
-    moving = False
-    for j in range(vc.shape[0]):
-        lk, al, nb, ng = lane(lkc[j]), lane(alc[j]), lane(nbc[j]), lane(ngc[j])
-        u = lane(lane(vc[j]) - lk)
-        f = u >= al
-        after = lane(lane(u & lane(kpc[j])) + lane(adc[j]))  # the reset: R, V − α or V
-        below = ng if u < nb else u  # the negative threshold
-        vj = min(max(after if f else below, lo), hi)
+    n_fired = 0
+    moving = np.uint64(0)
+    for o in range(0, nn - 31, 32):
+        got: np.uint64 = update32(vc, o, leak, alpha, nbeta, negv,  # type: ignore[call-arg]
+                                  keep, add, c * nn + o, lo, hi)
+        moving |= got >> np.uint64(32)
+        fired = got & np.uint64(0xFFFFFFFF)
+        while fired:  # neuron o + k fired where bit k is set
+            j = o + trailing_zeros(fired)
+            fired &= fired - np.uint64(1)
+            out[n_fired] = j
+            n_fired += 1
+            prefetch(targets, c * nn + j)
+    for j in range(nn - nn % 32, nn):
+        at = c * nn + j
+        vj, f, m = step(vc[j], lane(leak[at]), lane(alpha[at]), lane(nbeta[at]),
+                        lane(negv[at]), lane(keep[at]), lane(add[at]), lo, hi, lane)
         vc[j] = vj
-        fc[j] = f
-        moving |= moves(vj, lk, al, nb, ng, lo, hi, lane)
-    return moving
+        moving |= np.uint64(m)
+        if f:
+            out[n_fired] = j
+            n_fired += 1
+            prefetch(targets, c * nn + j)  # type: ignore[call-arg]
+    return n_fired, moving != 0
 
 
 @njit(cache=True, inline="always")
@@ -293,16 +396,20 @@ def run_ticks(  # every tick of one chunk of frames (module doc of event.py: ste
     wpc = ring.shape[1] // (slots * nc)  # 64-bit words of axon flags per core and slot
     span = wpc * 64  # flags per core and slot
     plane = nc * span  # flags per slot
-    x_words = x.view(np.uint64)  # input lines, 8 per read
+    n_lines = x.shape[2]
+    blocks = -(-n_lines // 64)  # of 64 input lines
     rows = xbits.reshape(-1)  # for prefetching
     targets = send.reshape(-1)
     strengths = strength.reshape(nc, -1)  # a core's S_j[g] at g * nn + j
+    # the per-neuron constants of the update as (C·N,) rows
+    leak1, alpha1, nbeta1 = leak.reshape(-1), alpha.reshape(-1), nbeta.reshape(-1)
+    negv1, keep1, add1 = negv.reshape(-1), keep.reshape(-1), add.reshape(-1)
     weigh = weighted.shape[1] > 0  # energy weights were given
     # the cycles of each phase (``event.PHASES``) when clock has rows: the input, per-core and
     # delivery loops as a whole in row 0, the per-core phases by each range's thread in its
     # own row
     timed = clock.shape[0] > 0
-    pieces = max(1, min(16 * parts, x_words.shape[2]))  # of the input lines, per frame
+    pieces = max(1, min(16 * parts, blocks))  # of the input lines, per frame
     # Each frame's cores are split into ``parts`` ranges, one per thread. A spike goes into
     # the bucket of its source range and destination range (an output port: range 0); each
     # bucket holds at most one spike of each neuron that sends there, so it is sized by them
@@ -326,9 +433,6 @@ def run_ticks(  # every tick of one chunk of frames (module doc of event.py: ste
     # own (128 bytes at least), as one thread counts into it while the others count into theirs
     filled = np.empty((nb, parts, max(parts, 16)), np.int64)
     listed = np.empty((nb * parts, 2, na), np.int64)  # active axons: this core's, the next's
-    # whether each neuron of the core in hand fired, per thread (bytes of 0 or 1, in whole
-    # 64-byte words whose padding stays 0)
-    fired = np.zeros((nb * parts, -(-nn // 64) * 64), np.uint8)
     # which neurons fired, per thread: in one half the core in hand's, in the other those of
     # the core before it whose spikes wait to be routed
     spiked = np.empty((nb * parts, 2, nn), np.int64)
@@ -338,16 +442,23 @@ def run_ticks(  # every tick of one chunk of frames (module doc of event.py: ste
         if t < ticks_in:  # 1. external inputs, in parallel over pieces of the input lines
             for kp in prange(nb * pieces):
                 b, p = kp // pieces, kp % pieces
-                words = ring[b]
-                n_words = x_words.shape[2]
-                for q in range(n_words * p // pieces, n_words * (p + 1) // pieces):
-                    if x_words[b, t, q]:
-                        for line in range(8 * q, 8 * q + 8):
-                            if x[b, t, line]:
-                                for m in range(line_ptr[line], line_ptr[line + 1]):
-                                    flag = phase * plane + line_flag[m]
-                                    bit = np.uint64(1) << np.uint64(flag & 63)
-                                    atomic_or(words, flag >> 6, bit)  # type: ignore[call-arg]
+                words, xt = ring[b], x[b, t]
+                for q in range(blocks * p // pieces, blocks * (p + 1) // pieces):
+                    at = 64 * q  # 64 lines per vector compare, the last ones one by one
+                    active = np.uint64(0)
+                    if at + 64 <= n_lines:
+                        active = nonzero_bits64(xt, at)  # type: ignore[call-arg]
+                    else:
+                        for line in range(at, n_lines):
+                            if xt[line]:
+                                active |= np.uint64(1) << np.uint64(line - at)
+                    while active:  # line at + k is active where bit k is set
+                        line = at + trailing_zeros(active)  # type: ignore[call-arg]
+                        active &= active - np.uint64(1)
+                        for m in range(line_ptr[line], line_ptr[line + 1]):
+                            flag = phase * plane + line_flag[m]
+                            bit = np.uint64(1) << np.uint64(flag & 63)
+                            atomic_or(words, flag >> 6, bit)
         if timed:
             now = read_cycles()  # type: ignore[call-arg,var-annotated]
             clock[0, 0] += now - began
@@ -381,9 +492,10 @@ def run_ticks(  # every tick of one chunk of frames (module doc of event.py: ste
                     clock[kp, 1] += now - last
                     last = now
                 # 2. integrate: V_j += S_j[G_i] where B_ij, for each active axon i: a masked
-                # add per 32 neurons, bit by bit for the last ones
+                # add per 32 neurons, bit by bit for the last ones; the synaptic events are the
+                # set bits of those rows
                 vc, sc = v[b, c], strengths[c]  # sc: S_j[g] at g * nn + j
-                n = 0
+                n = n_events = 0
                 while n + 4 <= n_active:  # four rows per load and store of V
                     i0, i1, i2, i3 = mine[n], mine[n + 1], mine[n + 2], mine[n + 3]
                     r0, r1, r2, r3 = xbits[c, i0], xbits[c, i1], xbits[c, i2], xbits[c, i3]
@@ -393,31 +505,26 @@ def run_ticks(  # every tick of one chunk of frames (module doc of event.py: ste
                         o = 32 * q
                         masked_add32x4(vc, o, sc, g0 + o, g1 + o, g2 + o,  # type: ignore[call-arg]
                                        g3 + o, r0[q], r1[q], r2[q], r3[q])
+                        n_events += (popcount(r0[q]) + popcount(r1[q])
+                                     + popcount(r2[q]) + popcount(r3[q]))
                     n += 4
                 for m in range(n, n_active):
                     i = mine[m]
                     row, g = xbits[c, i], axon_type[c, i] * nn
                     for q in range(whole):
                         masked_add32(vc, 32 * q, sc, g + 32 * q, row[q])  # type: ignore[call-arg]
+                        n_events += popcount(row[q])
                 for n in range(n_active if whole < nw else 0):  # neurons past whole words
                     i = mine[n]
                     word, g = xbits[c, i, whole], axon_type[c, i] * nn
+                    n_events += popcount(word)  # type: ignore[call-arg]
                     for j in range(32 * whole, nn):
                         if (word >> np.uint32(j - 32 * whole)) & np.uint32(1):
                             vc[j] += sc[g + j]
-                if timed:
-                    now = read_cycles()  # type: ignore[call-arg]
-                    clock[kp, 2] += now - last
-                    last = now
-                n_events = 0  # the synapses of the active axons: their rows' set bits
-                for n in range(n_active):
-                    row = xbits[c, mine[n]]
-                    for q in range(nw):
-                        n_events += popcount(row[q])  # type: ignore[call-arg]
                 events[b, t, c] = n_events
                 if timed:
                     now = read_cycles()  # type: ignore[call-arg]
-                    clock[kp, 3] += now - last
+                    clock[kp, 2] += now - last
                     last = now
                 if not (n_active or unsettled[b, c]):  # settled and no input: nothing changes
                     if record:
@@ -425,60 +532,52 @@ def run_ticks(  # every tick of one chunk of frames (module doc of event.py: ste
                             rec_v[b, t, c, j] = v[b, c, j]
                     if timed:
                         now = read_cycles()  # type: ignore[call-arg]
-                        clock[kp, 4] += now - last
+                        clock[kp, 3] += now - last
                         last = now
                     continue
                 updates[b, c] += 1
-                fc = fired[kp]
+                # 2–5, the fired neurons listed in one half of spiked, their targets fetched
+                out = spiked[kp, 1 - hs]
                 if lane_bits == 16:
-                    moving = update(vc, fc, c, leak, alpha, nbeta, negv, keep, add, v_lo, v_hi,
-                                    np.int16)
+                    n_fired, moving = update(vc, c, leak1, alpha1, nbeta1, negv1, keep1, add1,
+                                             v_lo, v_hi, np.int16, out, targets)
                 elif lane_bits == 32:
-                    moving = update(vc, fc, c, leak, alpha, nbeta, negv, keep, add, v_lo, v_hi,
-                                    np.int32)
+                    n_fired, moving = update(vc, c, leak1, alpha1, nbeta1, negv1, keep1, add1,
+                                             v_lo, v_hi, np.int32, out, targets)
                 else:
-                    moving = update(vc, fc, c, leak, alpha, nbeta, negv, keep, add, v_lo, v_hi,
-                                    np.int64)
+                    n_fired, moving = update(vc, c, leak1, alpha1, nbeta1, negv1, keep1, add1,
+                                             v_lo, v_hi, np.int64, out, targets)
                 unsettled[b, c] = moving
                 if record:
                     for j in range(nn):
                         rec_v[b, t, c, j] = vc[j]
-                        rec_spk[b, t, c, j] = fc[j]
+                    for n in range(n_fired):
+                        rec_spk[b, t, c, out[n]] = True
                 if timed:
                     now = read_cycles()  # type: ignore[call-arg]
-                    clock[kp, 4] += now - last
+                    clock[kp, 3] += now - last
                     last = now
                 # 6. route the spikes of the core updated before this one, whose targets are in
-                # by now; then list the neurons that fired here and start fetching their targets
+                # by now (those of this core are routed after the next update)
                 if held >= 0:
                     route(held, spiked[kp, hs], n_held, b, p, phase, plane, flags, mask, bits,
                           send, bucket, bucket_at, filled, weigh, spike_weight, weighted, t)
                 held = -1
-                n_fired = 0
-                out = spiked[kp, 1 - hs]
-                for q in range(0, fc.shape[0], 64):
-                    word = nonzero_bits64(fc, q)  # type: ignore[call-arg]
-                    while word:  # neuron q + k fired where bit k is set
-                        j = q + trailing_zeros(word)
-                        word &= word - np.uint64(1)
-                        out[n_fired] = j
-                        n_fired += 1
-                        prefetch(targets, c * nn + j)
                 core_spikes[b, t, c] = n_fired
                 if n_fired:
                     held, n_held, hs = c, n_fired, 1 - hs
                 if timed:
                     now = read_cycles()  # type: ignore[call-arg]
-                    clock[kp, 5] += now - last
+                    clock[kp, 4] += now - last
                     last = now
             if held >= 0:  # the range's last spikes
                 route(held, spiked[kp, hs], n_held, b, p, phase, plane, flags, mask, bits, send,
                       bucket, bucket_at, filled, weigh, spike_weight, weighted, t)
             if timed:
-                clock[kp, 5] += read_cycles() - last  # type: ignore[call-arg]
+                clock[kp, 4] += read_cycles() - last  # type: ignore[call-arg]
         if timed:  # the per-core loop's wall time, its threads' wait included
             now = read_cycles()  # type: ignore[call-arg]
-            clock[0, 7] += now - began
+            clock[0, 6] += now - began
             began = now
         # 6. deliver, into a slot other than this tick's (delay ≥ 1): each range's thread
         # sets the flags of its own cores only, so no two threads write one word
@@ -496,4 +595,4 @@ def run_ticks(  # every tick of one chunk of frames (module doc of event.py: ste
                     else:  # output port −1 − goes
                         outputs[b, t, -1 - goes] += 1
         if timed:
-            clock[0, 6] += read_cycles() - began  # type: ignore[call-arg]
+            clock[0, 5] += read_cycles() - began  # type: ignore[call-arg]
