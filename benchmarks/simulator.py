@@ -121,12 +121,14 @@ def chip(args: argparse.Namespace) -> None:
             continue
         s, res = timed_run(program, engine, x, n, args.phases,
                            args.repeats if engine == "event" else 1)
+        median = f"; median of {args.repeats} runs" if engine == "event" and args.repeats > 1 \
+            else ""
         hz = float(res.spike_count[0]) / (args.cores * TRUENORTH.neurons) / (n * 1e-3)
         tick = s / n
         print(f"{engine:5s}: {n} ticks, mean firing {hz:.1f} Hz, synaptic events/tick "
               f"{float(res.synaptic_events[0]) / n:.0f}: {n / s:.1f} ticks/s "
-              f"({tick * 1e3:.2f} ms/tick, {tick / mm:.2f}x the dense matmul; real time needs "
-              f"1000 ticks/s{f'; median of {args.repeats} runs' if args.repeats > 1 else ''})")
+              f"({tick * 1e3:.2f} ms/tick, {tick / mm:.3g}x the dense matmul; "
+              f"real time needs 1000 ticks/s{median})")
 
 
 def program_mode(args: argparse.Namespace) -> None:
