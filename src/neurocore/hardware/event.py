@@ -68,7 +68,8 @@ _KERNELS: dict[str, Any] = {}
 # The parts of a tick that ``EventSimulator.timing`` times, in the kernel's clock columns:
 # input (step 1, all threads), then per core, by each range's thread: scan (list the active
 # axons, prefetch the next core's rows), integrate (step 2, the synaptic events counted),
-# update (steps 2–5), route (list each spike into its bucket); deliver (step 6, all threads);
+# update (steps 2–5, the fired neurons listed), route (the previous core's spikes into their
+# buckets); deliver (step 6, all threads);
 # cores: the wall time of the whole per-core loop, so that cores minus the per-core phases is
 # what a thread waits for the other
 PHASES = ("input", "scan", "integrate", "update", "route", "deliver", "cores")

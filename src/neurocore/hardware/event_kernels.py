@@ -14,9 +14,10 @@ from numba.extending import intrinsic
 
 from neurocore.hardware.event import NOWHERE
 
+__all__ = ["cycles", "get_num_threads", "run_ticks", "unsettled_at_rest"]
+
 AHEAD = 16  # spikes delivered ahead of the one in hand whose flag word is prefetched
 
-__all__ = ["cycles", "get_num_threads", "run_ticks", "unsettled_at_rest"]
 
 def _item_pointer(context, builder, sig, args):
     # the address of ary[idx] for a 1-D array ``ary``: the intrinsics' first two arguments
@@ -587,8 +588,9 @@ def run_ticks(  # every tick of one chunk of frames (module doc of event.py: ste
             for s in range(parts):
                 end = bucket_at[s, d] + filled[b, s, d]
                 for n in range(bucket_at[s, d], end):
-                    if n + AHEAD < end and bucket[b, n + AHEAD] >= 0:
-                        prefetch_write(words, bucket[b, n + AHEAD] >> 6)  # type: ignore[call-arg]
+                    ahead = bucket[b, n + AHEAD] if n + AHEAD < end else -1
+                    if ahead >= 0:
+                        prefetch_write(words, ahead >> 6)  # type: ignore[call-arg]
                     goes = bucket[b, n]
                     if goes >= 0:
                         set_flag(words, goes)
