@@ -103,6 +103,23 @@ class SymmetricConfig(Section):
     after: Literal["freeze", "tie", "tie-masked"] = "freeze"
 
 
+# ---- ADMM toward block-circulant weights (neurocore.training.admm) --------------------------
+
+
+class AdmmConfig(Section):
+    """Fine-tune dense layers toward block-circulant matrices of block ``block_size`` with ADMM,
+    ready for ``neurocore convert``: a penalty ρ/2·‖W − Z + U‖² on each chosen layer's weight,
+    ρ = ``rho`` · ``growth``^epoch, Z and U moved at the end of every epoch
+    (neurocore.training.admm)."""
+
+    block_size: int = Field(ge=1)
+    # the layers to pull (names in the model); default: those neurocore convert would convert,
+    # every linear / conv2d (groups 1) whose input and output sizes both reach block_size
+    layers: list[str] | None = None
+    rho: float = Field(default=1e-3, gt=0)  # the penalty weight in the first epoch
+    growth: float = Field(default=1.6, ge=1)  # ρ is multiplied by this after every epoch
+
+
 # ---- binary communication (neurocore.training.binarize) ------------------------------------
 
 
@@ -210,6 +227,7 @@ class Recipe(Section):
     train: TrainConfig = TrainConfig()
     binary: BinaryConfig | None = None
     symmetric: SymmetricConfig | None = None
+    admm: AdmmConfig | None = None
     hardware: HardwareConfig | None = None
 
 

@@ -49,7 +49,10 @@ RECIPE = "recipe.yaml"
 CONVERTED = "converted.safetensors"
 TARGETS = ("block-circulant",)
 
-__all__ = ["CONVERTED", "RECIPE", "TARGETS", "Conversion", "convert_model", "convert_run"]
+__all__ = [
+    "CONVERTED", "RECIPE", "TARGETS", "Conversion", "convert_model", "convert_run",
+    "convertible_layers",
+]
 
 
 def _params(module: nn.Module) -> int:
@@ -63,6 +66,54 @@ def _sizes(module: nn.Module) -> tuple[int, int] | None:
     if type(module) is nn.Conv2d and module.groups == 1 and module.padding_mode == "zeros":
         return module.in_channels, module.out_channels
     return None
+
+
+def convertible_layers(
+    model: nn.Module, block_size: int, layers: list[str] | None = None,
+    options: tuple[str, str] = ("--block-size", "--layers"),
+) -> tuple[list[str], dict[str, str]]:
+    """The names of the model's layers to make block-circulant, in forward order, and the reason
+    each other linear / conv2d layer is left dense: ``layers`` when given (each must be a
+    convertible layer), else every convertible layer whose input and output sizes both reach
+    ``block_size``. ``options`` name the block size and the layer list in error messages."""
+    block_option, layers_option = options
+    if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
+        raise NeurocoreError(f"{block_option} must be an int >= 1, got {block_size!r}")
+    modules = dict(model.named_children())
+    if layers is not None:
+        unknown = [n for n in layers if n not in modules]
+        if unknown:
+            raise NeurocoreError(
+                f"{layers_option}: no layer named {', '.join(unknown)} "
+                f"(layers: {', '.join(modules)})"
+            )
+        wrong = [n for n in layers if _sizes(modules[n]) is None]
+        if wrong:
+            raise NeurocoreError(
+                f"{layers_option}: {', '.join(wrong)} cannot become block-circulant (only linear "
+                "and conv2d layers with groups 1 can)"
+            )
+    chosen: list[str] = []
+    skipped: dict[str, str] = {}
+    for name, module in modules.items():
+        sizes = _sizes(module)
+        if sizes is None:
+            continue
+        if layers is not None:
+            if name not in layers:
+                skipped[name] = f"not in {layers_option}"
+                continue
+        elif min(sizes) < block_size:
+            skipped[name] = f"in/out sizes {sizes[0]}/{sizes[1]} below block size {block_size}"
+            continue
+        chosen.append(name)
+    if not chosen:
+        raise NeurocoreError(
+            "no layer to convert: none is a linear or conv2d layer (groups 1) whose input and "
+            f"output sizes reach block size {block_size} (skipped: "
+            + (", ".join(f"{k}: {v}" for k, v in skipped.items()) or "none") + ")"
+        )
+    return chosen, skipped
 
 
 @dataclass
@@ -117,38 +168,15 @@ def convert_model(
     weights, one row per converted layer and the reasons the others stay dense. With a
     ``calibration`` batch (model inputs), each projected layer that has a bias gets the bias
     correction of the module doc."""
-    if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
-        raise NeurocoreError(f"--block-size must be an int >= 1, got {block_size!r}")
     names = list(model._modules)
     specs = list(recipe.model.layers)
     if len(names) != len(specs):  # build_model adds one module per recipe entry
         raise RunDirError(f"the model has {len(names)} layers, its recipe {len(specs)}")
     modules = dict(model.named_children())
-    if layers is not None:
-        unknown = [n for n in layers if n not in modules]
-        if unknown:
-            raise NeurocoreError(
-                f"--layers: no layer named {', '.join(unknown)} (layers: {', '.join(names)})"
-            )
-        wrong = [n for n in layers if _sizes(modules[n]) is None]
-        if wrong:
-            raise NeurocoreError(
-                f"--layers: {', '.join(wrong)} cannot become block-circulant (only linear and "
-                "conv2d layers with groups 1 can)"
-            )
+    chosen, skipped = convertible_layers(model, block_size, layers)
     data = recipe.model_dump(mode="json")
-    chosen: list[str] = []
-    skipped: dict[str, str] = {}
     for i, name in enumerate(names):
-        sizes = _sizes(modules[name])
-        if sizes is None:
-            continue
-        if layers is not None:
-            if name not in layers:
-                skipped[name] = "not in --layers"
-                continue
-        elif min(sizes) < block_size:
-            skipped[name] = f"in/out sizes {sizes[0]}/{sizes[1]} below block size {block_size}"
+        if name not in chosen:
             continue
         entry = data["model"]["layers"][i]
         entry["type"] = (
@@ -157,13 +185,7 @@ def convert_model(
         )
         entry["block_size"] = block_size
         entry["name"] = name
-        chosen.append(name)
-    if not chosen:
-        raise NeurocoreError(
-            "no layer to convert: none is a linear or conv2d layer (groups 1) whose input and "
-            f"output sizes reach block size {block_size} (skipped: "
-            + (", ".join(f"{k}: {v}" for k, v in skipped.items()) or "none") + ")"
-        )
+    data["admm"] = None  # the ADMM section of a source run has done its work
     data["name"] = f"{recipe.name}-bc{block_size}"
     data["description"] = (
         f"{recipe.name} with {', '.join(chosen)} converted to block-circulant (block "

@@ -3,7 +3,7 @@
 
     recipe ──validate──▶ Recipe ──load data──▶ Dataset ──build──▶ model
            ──Trainer.fit (+ Binarize when the recipe has ``binary``, Symmetrize when it has
-             ``symmetric``)──▶ checkpoint, metrics.jsonl
+             ``symmetric``, BlockCirculantADMM when it has ``admm``)──▶ checkpoint, metrics.jsonl
            ──evaluate──▶ test accuracy ──inspect──▶ cost tables
            ──[binary]   fold ──▶ folded network checked against the model
            ──[hardware] compile ──▶ program.safetensors ──simulate──▶ hardware accuracy, energy
@@ -15,7 +15,7 @@
 The run folder holds everything a later stage or a resumed run needs:
 ``config.yaml`` (the resolved recipe), ``metrics.jsonl``, ``checkpoint.safetensors`` (training
 state), ``model.safetensors`` (final weights), ``program.safetensors`` (hardware recipes),
-``report.md``, ``report.json``.
+``report.md``, ``report.json`` (and ``admm.safetensors``, the ADMM variables, with ``admm``).
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ from neurocore.hardware.fold import fold, fold_check
 from neurocore.hardware.program import Program
 from neurocore.io import atomic_write_text
 from neurocore.layers import build_model
+from neurocore.training.admm import STATE as ADMM_STATE
+from neurocore.training.admm import BlockCirculantADMM
 from neurocore.training.binarize import Binarize, BinaryMetrics, binary_metrics, binary_summary
 from neurocore.training.checkpoint import CHECKPOINT_FILES, load_weights, read_history, save_weights
 from neurocore.training.hooks import Callback
@@ -57,7 +59,7 @@ from neurocore.training.trainer import Trainer, evaluate
 CONFIG = "config.yaml"
 WEIGHTS = "model.safetensors"
 PROGRAM = "program.safetensors"
-RUN_FILES = (CONFIG, WEIGHTS, PROGRAM, "report.md", "report.json", *CHECKPOINT_FILES)
+RUN_FILES = (CONFIG, WEIGHTS, PROGRAM, "report.md", "report.json", *CHECKPOINT_FILES, ADMM_STATE)
 
 
 def _flatten(d: object, prefix: str = "") -> dict[str, object]:
@@ -285,6 +287,8 @@ def run_recipe(
         ]
     if recipe.symmetric is not None:
         callbacks.append(Symmetrize(recipe.symmetric))
+    if recipe.admm is not None:
+        callbacks.append(BlockCirculantADMM(recipe.admm))
     teacher = None
     if recipe.train.distill is not None:
         teacher = load_teacher(Path(recipe.train.distill.teacher), recipe, data_dir)

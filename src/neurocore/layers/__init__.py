@@ -13,7 +13,11 @@ from neurocore.layers import (  # noqa: F401  (register layer types)
     standard,
     ternary,
 )
-from neurocore.layers.circulant import BlockCirculantConv2d, BlockCirculantLinear
+from neurocore.layers.circulant import (
+    BlockCirculantConv2d,
+    BlockCirculantLinear,
+    nearest_block_circulant,
+)
 from neurocore.layers.ldr import LDRLinear, ToeplitzLikeLinear
 from neurocore.layers.registry import LAYER_TYPES, LayerSpec, build_model, register_layer
 from neurocore.neurons import activations, binary  # noqa: F401  (register neuron layer types)
@@ -26,5 +30,6 @@ __all__ = [
     "LayerSpec",
     "ToeplitzLikeLinear",
     "build_model",
+    "nearest_block_circulant",
     "register_layer",
 ]

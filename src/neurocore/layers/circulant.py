@@ -69,6 +69,7 @@ __all__ = [
     "conv_spectra",
     "fft_flops",
     "linear_spectra",
+    "nearest_block_circulant",
     "positive_int",
     "project_block_circulant",
 ]
@@ -186,6 +187,13 @@ def project_block_circulant(weight: torch.Tensor, block_size: int) -> torch.Tens
     sums = by_diagonal(padded)  # (q_out, q_in, b, *k)
     counts = by_diagonal(present).clamp(min=1.0)  # (q_out, q_in, b)
     return sums / counts.reshape(q_out, q_in, b, *(1,) * len(kernel))
+
+
+def nearest_block_circulant(weight: torch.Tensor, block_size: int) -> torch.Tensor:
+    """The Frobenius-nearest block-circulant matrix to ``weight`` (rows, cols, *k), as a dense
+    tensor of the same shape (the blocks of :func:`project_block_circulant`, materialized)."""
+    rows, cols = weight.shape[:2]
+    return block_circulant_matrix(project_block_circulant(weight, block_size), rows, cols)
 
 
 def linear_spectra(blocks: torch.Tensor) -> torch.Tensor:
