@@ -50,7 +50,9 @@ def test_padded_blocks_golden() -> None:
 
 # ----------------------------------------------------------------------------- dense parity
 
-SHAPES = [(8, 8, 4), (5, 4, 3), (7, 13, 4), (3, 2, 8), (6, 6, 1), (16, 24, 16), (10, 3, 5)]
+# block 128 and up takes the other copy form in _from_spectrum (300 × 200 pads and crops)
+SHAPES = [(8, 8, 4), (5, 4, 3), (7, 13, 4), (3, 2, 8), (6, 6, 1), (16, 24, 16), (10, 3, 5),
+          (256, 384, 128), (300, 200, 256)]
 
 
 @pytest.mark.parametrize(("n_in", "n_out", "b"), SHAPES)
