@@ -115,7 +115,7 @@ class AdmmConfig(Section):
     block_size: int = Field(ge=1)
     # the layers to pull (names in the model); default: those neurocore convert would convert,
     # every linear / conv2d (groups 1) whose input and output sizes both reach block_size
-    layers: list[str] | None = None
+    layers: list[str] | None = Field(default=None, min_length=1)
     rho: float = Field(default=1e-3, gt=0)  # the penalty weight in the first epoch
     growth: float = Field(default=1.6, ge=1)  # ρ is multiplied by this after every epoch
 

@@ -15,7 +15,7 @@
 The run folder holds everything a later stage or a resumed run needs:
 ``config.yaml`` (the resolved recipe), ``metrics.jsonl``, ``checkpoint.safetensors`` (training
 state), ``model.safetensors`` (final weights), ``program.safetensors`` (hardware recipes),
-``report.md``, ``report.json`` (and ``admm.safetensors``, the ADMM variables, with ``admm``).
+``report.md``, ``report.json``.
 """
 
 from __future__ import annotations
@@ -44,7 +44,6 @@ from neurocore.hardware.fold import fold, fold_check
 from neurocore.hardware.program import Program
 from neurocore.io import atomic_write_text
 from neurocore.layers import build_model
-from neurocore.training.admm import STATE as ADMM_STATE
 from neurocore.training.admm import BlockCirculantADMM
 from neurocore.training.binarize import Binarize, BinaryMetrics, binary_metrics, binary_summary
 from neurocore.training.checkpoint import CHECKPOINT_FILES, load_weights, read_history, save_weights
@@ -59,7 +58,7 @@ from neurocore.training.trainer import Trainer, evaluate
 CONFIG = "config.yaml"
 WEIGHTS = "model.safetensors"
 PROGRAM = "program.safetensors"
-RUN_FILES = (CONFIG, WEIGHTS, PROGRAM, "report.md", "report.json", *CHECKPOINT_FILES, ADMM_STATE)
+RUN_FILES = (CONFIG, WEIGHTS, PROGRAM, "report.md", "report.json", *CHECKPOINT_FILES)
 
 
 def _flatten(d: object, prefix: str = "") -> dict[str, object]:
@@ -271,7 +270,6 @@ def run_recipe(
     progress: bool = True,
 ) -> Report:
     t0 = time.perf_counter()
-    prepare_run_dir(out, recipe, resume=resume, overwrite=overwrite)
     data = load_dataset(recipe.data.dataset, data_dir)
     train, val = validation_split(data.train, recipe.data.val_fraction, recipe.seed)
     torch.manual_seed(recipe.seed)
@@ -288,10 +286,14 @@ def run_recipe(
     if recipe.symmetric is not None:
         callbacks.append(Symmetrize(recipe.symmetric))
     if recipe.admm is not None:
-        callbacks.append(BlockCirculantADMM(recipe.admm))
+        admm = BlockCirculantADMM(recipe.admm)
+        admm.choose_layers(model)  # a wrong layer list fails before the run folder is made
+        callbacks.append(admm)
     teacher = None
     if recipe.train.distill is not None:
         teacher = load_teacher(Path(recipe.train.distill.teacher), recipe, data_dir)
+    # the run folder only once the data, the model and its parts have loaded
+    prepare_run_dir(out, recipe, resume=resume, overwrite=overwrite)
     trainer = Trainer(
         model, train, recipe.train,
         max_value=data.info.max_value, batch_size=recipe.data.batch_size, seed=recipe.seed,

@@ -1,6 +1,6 @@
 """ADMM toward block-circulant weights: the penalty's gradient, the per-epoch update of Z and U
 against their formulas, convergence to block-circulant weights that survive conversion, exact
-resume, and the errors."""
+resume from the checkpoint, hooks removed after an exception, and the errors."""
 
 from __future__ import annotations
 
@@ -9,18 +9,19 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 from torch.nn import functional as F
 
-from neurocore.config import AdmmConfig, OptimizerConfig, TrainConfig, load_recipe
+from neurocore.config import AdmmConfig, OptimizerConfig, TrainConfig, load_recipe, validate_recipe
 from neurocore.convert import convert_run
 from neurocore.data import Split
 from neurocore.errors import NeurocoreError, RunDirError
 from neurocore.layers import nearest_block_circulant
 from neurocore.pipeline import run_recipe
 from neurocore.training import Trainer
-from neurocore.training.admm import STATE, BlockCirculantADMM, relative_residual
+from neurocore.training.admm import BlockCirculantADMM, relative_residual
+from neurocore.training.checkpoint import CHECKPOINT
 from support import KillAt, Killed, assert_same_state
 
 REPO = Path(__file__).resolve().parents[2]
@@ -94,14 +95,21 @@ def test_z_and_u_follow_their_formulas_and_are_logged(tmp_path: Path) -> None:
     u_old = torch.full_like(w, 0.01)
     cb.u["fc0"] = u_old.clone()
     metrics: dict[str, object] = {}
-    cb.on_epoch_start(trainer, 0)
+    cb.on_epoch_start(trainer, 0)  # epoch 0: ρ = rho, U untouched
+    assert torch.equal(cb.u["fc0"], u_old)
     cb.on_epoch_end(trainer, 0, metrics)
     z = nearest_block_circulant(w + u_old, 4)
     assert torch.equal(cb.z["fc0"], z)
     assert torch.equal(cb.u["fc0"], u_old + w - z)
     assert metrics == {"admm_rho": 1e-3, "admm_residual": {"fc0": relative_residual(w, 4)}}
-    saved = load_file(tmp_path / STATE)
-    assert torch.equal(saved["z.fc0"], cb.z["fc0"]) and torch.equal(saved["u.fc0"], cb.u["fc0"])
+    state = cb.state_tensors()
+    assert state.keys() == {"admm.z.fc0", "admm.u.fc0"}
+    assert torch.equal(state["admm.z.fc0"], z) and torch.equal(state["admm.u.fc0"], u_old + w - z)
+    # ρ grows by 1.6: the scaled dual U shrinks by as much, so ρ·U carries over
+    u1 = cb.u["fc0"].clone()
+    cb.on_epoch_start(trainer, 1)
+    assert cb.rho == pytest.approx(1.6e-3)
+    assert torch.equal(cb.u["fc0"], u1 / 1.6)
 
 
 def test_relative_residual_is_zero_on_block_circulant_weights() -> None:
@@ -150,30 +158,34 @@ def test_kill_and_resume_equals_uninterrupted(tmp_path: Path, kill: tuple[int, i
     resumed = _trainer(_model(seed=9), [BlockCirculantADMM(cfg)], run)
     resumed.fit(resume=True)
     assert_same_state(full.model, resumed.model)
-    a, b = load_file(full_dir / STATE), load_file(run / STATE)
+    a, b = load_file(full_dir / CHECKPOINT), load_file(run / CHECKPOINT)
+    assert {"callback.admm.z.fc0", "callback.admm.u.fc0"} <= a.keys()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert not torch.equal(full.model.fc0.weight, _model().fc0.weight)  # it trained
 
 
-def test_resume_errors_name_the_state_file(tmp_path: Path) -> None:
-    cfg = AdmmConfig(block_size=4)
+def test_resume_without_admm_state_is_named(tmp_path: Path) -> None:
+    """A checkpoint written without the admm section cannot resume with it."""
     with pytest.raises(Killed):
-        _trainer(_model(), [BlockCirculantADMM(cfg), KillAt(2, 0)], tmp_path).fit()
-    state = tmp_path / STATE
-    tensors = load_file(state)
-    save_file(tensors, state, metadata={"epoch": "0"})  # as if the checkpoint had gone ahead
-    with pytest.raises(RunDirError, match=r"ADMM state after epoch 0, but the checkpoint ends "
-                                          r"after epoch 1"):
-        _trainer(_model(), [BlockCirculantADMM(cfg)], tmp_path).fit(resume=True)
-    save_file({"z.fc0": tensors["z.fc0"]}, state, metadata={"epoch": "1"})
-    with pytest.raises(RunDirError, match=r"no u of shape \(12, 16\) for layer fc0"):
-        _trainer(_model(), [BlockCirculantADMM(cfg)], tmp_path).fit(resume=True)
-    state.write_bytes(b"not safetensors")
-    with pytest.raises(RunDirError, match="unreadable ADMM state"):
-        _trainer(_model(), [BlockCirculantADMM(cfg)], tmp_path).fit(resume=True)
-    state.unlink()
-    with pytest.raises(RunDirError, match="its state .* is missing"):
-        _trainer(_model(), [BlockCirculantADMM(cfg)], tmp_path).fit(resume=True)
+        _trainer(_model(), [KillAt(2, 0)], tmp_path).fit()
+    with pytest.raises(RunDirError, match=r"no ADMM variable admm.z.fc0 of shape \(12, 16\)"):
+        _trainer(_model(), [BlockCirculantADMM(AdmmConfig(block_size=4))], tmp_path).fit(
+            resume=True)
+
+
+def test_hooks_are_removed_when_training_stops_with_an_exception() -> None:
+    model = _model()
+    cb = BlockCirculantADMM(AdmmConfig(block_size=4, rho=10.0))
+    with pytest.raises(Killed):
+        _trainer(model, [cb, KillAt(1, 2)]).fit()
+    assert cb._handles == []
+    x = torch.randn(4, 16)
+    model.zero_grad()
+    model(x).sum().backward()
+    reference = _model()
+    reference.load_state_dict(model.state_dict())
+    reference(x).sum().backward()
+    assert torch.equal(model.fc0.weight.grad, reference.fc0.weight.grad)  # no penalty left
 
 
 @pytest.mark.parametrize(("cfg", "message"), [
@@ -184,3 +196,19 @@ def test_resume_errors_name_the_state_file(tmp_path: Path) -> None:
 def test_bad_sections_are_named(cfg: AdmmConfig, message: str) -> None:
     with pytest.raises(NeurocoreError, match=message):
         _trainer(_model(), [BlockCirculantADMM(cfg)]).fit()
+
+
+def test_an_empty_layer_list_is_refused() -> None:
+    from neurocore.errors import RecipeError
+
+    data = load_recipe(DIGITS).model_dump(mode="json")
+    data["admm"] = {"block_size": 8, "layers": []}
+    with pytest.raises(RecipeError, match="admm.layers"):
+        validate_recipe(data, "recipe")
+
+
+def test_a_wrong_layer_list_fails_before_the_run_folder_exists(tmp_path: Path) -> None:
+    recipe = load_recipe(DIGITS, ["admm={block_size: 8, layers: [conv9]}"])
+    with pytest.raises(NeurocoreError, match="admm.layers: no layer named conv9"):
+        run_recipe(recipe, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()  # the fixed recipe can run there without --overwrite

@@ -13,9 +13,10 @@ by training W with a penalty that pulls it toward an auxiliary block-circulant Z
 epoch. Per chosen layer, with the projection P (:func:`~neurocore.layers.nearest_block_circulant`,
 the Frobenius-nearest block-circulant matrix) and ρ_e = ``rho`` · ``growth``^e in epoch e:
 
-    start:            Z = P(W),  U = 0
-    every batch:      ∇_W (loss + ρ_e/2 · ‖W − Z + U‖²) = ∇_W loss + ρ_e · (W − Z + U)
-    end of epoch e:   Z ← P(W + U);   U ← U + W − Z
+    start:              Z = P(W),  U = 0
+    start of epoch e>0: U ← U · ρ_{e−1}/ρ_e = U / growth
+    every batch:        ∇_W (loss + ρ_e/2 · ‖W − Z + U‖²) = ∇_W loss + ρ_e · (W − Z + U)
+    end of epoch e:     Z ← P(W + U);   U ← U + W − Z
 
 The penalty's gradient is added to each chosen weight's gradient by a tensor hook, so the
 optimizer (its weight decay, its moments) sees the same gradient as if the penalty were part of
@@ -24,9 +25,13 @@ epoch as ``admm_rho`` and ``admm_residual`` (layer -> ‖W − P(W)‖ / ‖W‖
 dense; ``neurocore convert RUN --to block-circulant --block-size b`` then projects them, losing
 little, and the converted recipe (without the ``admm`` section) fine-tunes them.
 
-Resume. Z and U are not functions of the weights, so the callback writes them, with the epoch
-they follow, to ``admm.safetensors`` in the run folder at the end of every epoch (before the
-checkpoint); a resumed run reads them back and checks that they belong to the checkpoint.
+U is the dual variable scaled by 1/ρ, so when ρ grows it is rescaled by ρ_old/ρ_new and the
+unscaled dual ρ·U carries over (Boyd et al., "Distributed Optimization and Statistical Learning
+via ADMM", 2011, §3.4.1).
+
+Resume. Z and U are not functions of the weights: they go into every checkpoint
+(:meth:`~neurocore.training.hooks.Callback.state_tensors`, as ``admm.z.<layer>`` and
+``admm.u.<layer>``), so a resumed run continues exactly (tested against an uninterrupted run).
 """
 
 from __future__ import annotations
@@ -34,20 +39,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save as st_save
 from torch import nn
 
 from neurocore.config import AdmmConfig
 from neurocore.errors import RunDirError
-from neurocore.io import atomic_write_bytes
 from neurocore.layers import nearest_block_circulant
 from neurocore.training.hooks import Callback
 
 if TYPE_CHECKING:
     from neurocore.training.trainer import Trainer
-
-STATE = "admm.safetensors"
 
 
 def relative_residual(weight: torch.Tensor, block_size: int) -> float:
@@ -69,24 +69,40 @@ class BlockCirculantADMM(Callback):
         self.rho = cfg.rho
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
 
-    def on_train_start(self, trainer: Trainer) -> None:
+    def choose_layers(self, model: nn.Module) -> dict[str, nn.Module]:
+        """The layers to pull, by name (``admm.layers``, or those ``convert`` would convert); a
+        NeurocoreError naming the key when the choice is wrong."""
         from neurocore.convert import convertible_layers  # convert imports the trainer
 
-        names, _ = convertible_layers(trainer.model, self.cfg.block_size, self.cfg.layers,
+        names, _ = convertible_layers(model, self.cfg.block_size, self.cfg.layers,
                                       ("admm.block_size", "admm.layers"))
-        modules = dict(trainer.model.named_children())
-        self.layers = {n: modules[n] for n in names}
-        done = len(trainer.history)
-        if done:
-            self._load(trainer, done)
-        else:
-            with torch.no_grad():
-                for name, m in self.layers.items():
-                    w = m.get_parameter("weight")
+        modules = dict(model.named_children())
+        return {n: modules[n] for n in names}
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        self.layers = self.choose_layers(trainer.model)
+        with torch.no_grad():
+            for name, m in self.layers.items():
+                w = m.get_parameter("weight")
+                if trainer.start_epoch:
+                    self.z[name], self.u[name] = (
+                        self._resumed(trainer, f"admm.{key}.{name}", w) for key in ("z", "u"))
+                else:
                     self.z[name] = nearest_block_circulant(w, self.cfg.block_size)
                     self.u[name] = torch.zeros_like(w)
+        self._remove_hooks()
         for name, m in self.layers.items():
             self._handles.append(m.get_parameter("weight").register_hook(self._hook(name, m)))
+
+    @staticmethod
+    def _resumed(trainer: Trainer, key: str, weight: torch.Tensor) -> torch.Tensor:
+        t = trainer.resumed_state.get(key)
+        if t is None or t.shape != weight.shape:
+            raise RunDirError(
+                f"--resume: the checkpoint holds no ADMM variable {key} of shape "
+                f"{tuple(weight.shape)} (was the run started without this admm section?)"
+            )
+        return t.to(dtype=weight.dtype, device=weight.device)
 
     def _hook(self, name: str, module: nn.Module) -> Any:
         def add_penalty(grad: torch.Tensor) -> torch.Tensor:
@@ -97,6 +113,9 @@ class BlockCirculantADMM(Callback):
 
     def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
         self.rho = self.cfg.rho * self.cfg.growth**epoch
+        if epoch > 0 and self.cfg.growth != 1.0:  # U = dual / ρ: keep the dual, rescale U
+            for name in self.u:
+                self.u[name] = self.u[name] / self.cfg.growth
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, Any]) -> None:
         b = self.cfg.block_size
@@ -110,37 +129,15 @@ class BlockCirculantADMM(Callback):
             name: relative_residual(m.get_parameter("weight"), b)
             for name, m in self.layers.items()
         }
-        if trainer.run_dir is not None:
-            tensors = {f"{k}.{name}": t.contiguous() for k, d in (("z", self.z), ("u", self.u))
-                       for name, t in d.items()}
-            atomic_write_bytes(trainer.run_dir / STATE,
-                               st_save(tensors, metadata={"epoch": str(epoch)}))
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        return {f"admm.{key}.{name}": t for key, d in (("z", self.z), ("u", self.u))
+                for name, t in d.items()}
 
     def on_train_end(self, trainer: Trainer) -> None:
+        self._remove_hooks()
+
+    def _remove_hooks(self) -> None:
         for h in self._handles:
             h.remove()
         self._handles = []
-
-    def _load(self, trainer: Trainer, done: int) -> None:
-        path = trainer.run_dir / STATE if trainer.run_dir is not None else None
-        if path is None or not path.exists():
-            raise RunDirError(f"--resume: the run uses admm, but its state {path} is missing")
-        try:
-            with safe_open(str(path), framework="pt") as sf:
-                meta = sf.metadata() or {}
-                tensors = {k: sf.get_tensor(k) for k in sf.keys()}  # noqa: SIM118
-        except (SafetensorError, OSError) as e:
-            raise RunDirError(f"{path}: unreadable ADMM state ({e})") from None
-        if meta.get("epoch") != str(done - 1):
-            raise RunDirError(
-                f"{path}: ADMM state after epoch {meta.get('epoch')}, but the checkpoint ends "
-                f"after epoch {done - 1}: the run was stopped between the two writes; start it "
-                "over"
-            )
-        for name, m in self.layers.items():
-            shape = m.get_parameter("weight").shape
-            for key, store in (("z", self.z), ("u", self.u)):
-                t = tensors.get(f"{key}.{name}")
-                if t is None or t.shape != shape:
-                    raise RunDirError(f"{path}: no {key} of shape {tuple(shape)} for layer {name}")
-                store[name] = t

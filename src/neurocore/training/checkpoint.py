@@ -1,9 +1,10 @@
 """Checkpoints in safetensors, written atomically; no pickle anywhere.
 
-One file holds the model's state (``model.*``), the optimizer's tensors (``optim.<param>.<key>``)
-and, as JSON in the safetensors metadata, the optimizer's other state, the epoch completed and a
-format tag. Learning rates and every schedule are pure functions of the epoch, so nothing else
-is needed to resume.
+One file holds the model's state (``model.*``), the optimizer's tensors (``optim.<param>.<key>``),
+the tensors that training callbacks need to resume (``callback.<key>``, e.g. ADMM's auxiliary
+variables; :meth:`Callback.state_tensors`) and, as JSON in the safetensors metadata, the
+optimizer's other state, the epoch completed and a format tag. Learning rates and every schedule
+are pure functions of the epoch, so nothing else is needed to resume.
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ def _tensors(prefix: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Ten
 
 def save_checkpoint(
     path: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None, epoch: int,
-    extra: dict[str, str] | None = None,
+    extra: dict[str, str] | None = None, callback_state: dict[str, torch.Tensor] | None = None,
 ) -> None:
     tensors = _tensors("model.", model.state_dict())
+    tensors.update(_tensors("callback.", callback_state or {}))
     meta: dict[str, str] = {"format": FORMAT, "epoch": str(epoch), **(extra or {})}
     if optimizer is not None:
         osd = optimizer.state_dict()
@@ -71,10 +73,15 @@ def load_model_state(path: Path) -> dict[str, torch.Tensor]:
 
 
 def load_checkpoint(
-    path: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None
+    path: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None,
+    callback_state: dict[str, torch.Tensor] | None = None,
 ) -> int:
-    """Restore model (and optimizer) state in place; return the number of epochs completed."""
+    """Restore model (and optimizer) state in place; return the number of epochs completed. The
+    callbacks' tensors go into ``callback_state`` (keys without the ``callback.`` prefix)."""
     tensors, meta = _read(path)
+    if callback_state is not None:
+        callback_state.update({k.removeprefix("callback."): v for k, v in tensors.items()
+                               if k.startswith("callback.")})
     if meta.get("format") != FORMAT:
         raise RunDirError(f"{path}: not a neurocore checkpoint (format {meta.get('format')!r})")
     state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}

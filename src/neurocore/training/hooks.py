@@ -6,13 +6,18 @@ Order within one epoch:
 ``on_epoch_end`` (may add entries to the epoch's metrics) → checkpoint.
 
 Anything a callback changes in the model must live in the model (a parameter or a named buffer)
-and be a pure function of training state, so that a resumed run repeats it exactly.
+and be a pure function of training state, so that a resumed run repeats it exactly; state a
+callback keeps outside the model goes into the checkpoint through :meth:`Callback.state_tensors`
+and comes back as ``trainer.resumed_state``. ``on_train_end`` runs also when training stops with
+an exception, so a callback can undo what it attached to the model.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import torch
 
 if TYPE_CHECKING:
     from neurocore.training.trainer import Trainer
@@ -51,3 +56,8 @@ class Callback:
 
     def on_train_end(self, trainer: Trainer) -> None:
         pass
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """Tensors to save with each checkpoint (after ``on_epoch_end``); keys must not clash
+        with other callbacks' (prefix them with the callback's own name)."""
+        return {}

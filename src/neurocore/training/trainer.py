@@ -127,6 +127,10 @@ class Trainer:
         self.batches_per_epoch = max(1, -(-len(train) // batch_size))
         self.history: list[dict[str, Any]] = []
         self.stop_reason: str | None = None
+        # set by fit: the first epoch to train (the checkpoint's epochs when resuming) and the
+        # callbacks' tensors read back from that checkpoint (Callback.state_tensors)
+        self.start_epoch = 0
+        self.resumed_state: dict[str, torch.Tensor] = {}
 
     def request_stop(self, reason: str) -> None:
         """Called by a callback in ``on_epoch_start``: end training before this epoch runs.
@@ -146,7 +150,7 @@ class Trainer:
         ckpt = self._path(CHECKPOINT)
         if ckpt is None or not ckpt.exists():
             raise RunDirError(f"--resume: no checkpoint at {ckpt} to resume from")
-        done = load_checkpoint(ckpt, self.model, self.optimizer)
+        done = load_checkpoint(ckpt, self.model, self.optimizer, self.resumed_state)
         metrics = self._path(METRICS)
         if metrics is not None and metrics.exists():
             kept = read_history(metrics)
@@ -164,11 +168,20 @@ class Trainer:
     # -- the loop ------------------------------------------------------------------------------
 
     def fit(self, resume: bool = False) -> list[dict[str, Any]]:
-        start = self.resume() if resume else 0
+        self.resumed_state = {}
+        self.start_epoch = start = self.resume() if resume else 0
         if not resume and (m := self._path(METRICS)) is not None:
             m.unlink(missing_ok=True)
-        for cb in self.callbacks:
-            cb.on_train_start(self)
+        try:
+            for cb in self.callbacks:
+                cb.on_train_start(self)
+            self._fit(start)
+        finally:  # also after an exception: callbacks detach what they attached to the model
+            for cb in self.callbacks:
+                cb.on_train_end(self)
+        return self.history
+
+    def _fit(self, start: int) -> None:
         progress = Progress(
             TextColumn("[bold]epoch {task.fields[epoch]}"),
             BarColumn(),
@@ -197,10 +210,9 @@ class Trainer:
                     cb.on_epoch_end(self, epoch, record)
                 self._log(record)
                 if (ckpt := self._path(CHECKPOINT)) is not None:
-                    save_checkpoint(ckpt, self.model, self.optimizer, epoch + 1)
-        for cb in self.callbacks:
-            cb.on_train_end(self)
-        return self.history
+                    state = {k: v for cb in self.callbacks for k, v in cb.state_tensors().items()}
+                    save_checkpoint(ckpt, self.model, self.optimizer, epoch + 1,
+                                    callback_state=state)
 
     def _epoch(self, epoch: int, progress: Progress, task: Any) -> dict[str, Any]:
         t0 = time.perf_counter()
