@@ -204,9 +204,9 @@ def linear_spectra(blocks: torch.Tensor) -> torch.Tensor:
 
 # The FFTs run along contiguous blocks and the GEMM wants frequency outermost, so each direction
 # copies the spectrum once; these copy forms were the fastest measured (2 threads). On the way
-# back, from block 128 up, handing irfft the permuted view (its own copy to (R, q, F)) beat the 2-D
-# transpose copy by 1.3-2x at 1-128 rows; below block 128 the transpose copy was up to 2x faster
-# (4096 features, session 17, a scratch timing of both forms).
+# back, from block 128 up, handing irfft the permuted view (its own copy to (R, q, F)) is faster
+# than the 2-D transpose copy (benchmarks/circulant.py, docs/circulant.md: the headline training
+# step 1.68 -> 1.41-1.46 ms); below block 128 it was slower, so the transpose copy stays there.
 
 
 def _to_spectrum(x: torch.Tensor, b: int) -> torch.Tensor:

@@ -79,11 +79,11 @@ def load_checkpoint(
     """Restore model (and optimizer) state in place; return the number of epochs completed. The
     callbacks' tensors go into ``callback_state`` (keys without the ``callback.`` prefix)."""
     tensors, meta = _read(path)
+    if meta.get("format") != FORMAT:
+        raise RunDirError(f"{path}: not a neurocore checkpoint (format {meta.get('format')!r})")
     if callback_state is not None:
         callback_state.update({k.removeprefix("callback."): v for k, v in tensors.items()
                                if k.startswith("callback.")})
-    if meta.get("format") != FORMAT:
-        raise RunDirError(f"{path}: not a neurocore checkpoint (format {meta.get('format')!r})")
     state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
     try:
         model.load_state_dict(state, strict=True)
