@@ -34,6 +34,7 @@ from neurocore.config import load_recipe
 from neurocore.convert import convert_run
 from neurocore.layers import BlockCirculantConv2d, BlockCirculantLinear
 from neurocore.pipeline import model_for_inspection, run_recipe
+from neurocore.training.checkpoint import read_history
 
 PAIRS = {
     "lenet": ("recipes/mnist-lenet.yaml", "recipes/mnist-lenet-circulant.yaml"),
@@ -114,8 +115,7 @@ def main() -> None:
                 how = (f"converted (right after projection {conv.test_accuracy_after:.4f}), "
                        "fine-tuned")
             else:
-                residual = json.loads(
-                    (admm_dir / "metrics.jsonl").read_text().splitlines()[-1])["admm_residual"]
+                residual = read_history(admm_dir)[-1]["admm_residual"]
                 how = (f"ADMM {admm_epochs} epochs (residual "
                        f"{', '.join(f'{k} {v:.3f}' for k, v in residual.items())}), converted "
                        f"(right after projection {admm_conv.test_accuracy_after:.4f}), "

@@ -41,7 +41,12 @@ from neurocore.config import Recipe, apply_override, parse_override, validate_re
 from neurocore.data import load_dataset
 from neurocore.errors import NeurocoreError, RunDirError
 from neurocore.io import atomic_write_text
-from neurocore.layers import BlockCirculantConv2d, BlockCirculantLinear, build_model
+from neurocore.layers import (
+    BlockCirculantConv2d,
+    BlockCirculantLinear,
+    build_model,
+    relative_residual,
+)
 from neurocore.training.checkpoint import save_weights
 from neurocore.training.trainer import evaluate
 
@@ -221,8 +226,6 @@ def convert_model(
                 shift = _mean_per_unit(source(x) - projected(x))
                 bias.add_(shift)
             target.load_state_dict(projected.state_dict(), strict=True)
-            w = source.weight
-            residual = float(torch.linalg.vector_norm(w - projected.weight))
             rows.append({
                 "layer": name,
                 "from": type(source).__name__,
@@ -230,7 +233,7 @@ def convert_model(
                 "block_size": block_size,
                 "params_before": _params(source),
                 "params_after": _params(target),
-                "relative_residual": residual / max(float(torch.linalg.vector_norm(w)), 1e-30),
+                "relative_residual": relative_residual(source.weight, block_size),
                 "bias_shift": None if shift is None else float(shift.abs().mean()),
             })
     model.train(was_training)

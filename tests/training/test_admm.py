@@ -17,10 +17,10 @@ from neurocore.config import AdmmConfig, OptimizerConfig, TrainConfig, load_reci
 from neurocore.convert import convert_run
 from neurocore.data import Split
 from neurocore.errors import NeurocoreError, RunDirError
-from neurocore.layers import nearest_block_circulant
+from neurocore.layers import nearest_block_circulant, relative_residual
 from neurocore.pipeline import run_recipe
 from neurocore.training import Trainer
-from neurocore.training.admm import BlockCirculantADMM, relative_residual
+from neurocore.training.admm import BlockCirculantADMM
 from neurocore.training.checkpoint import CHECKPOINT
 from support import KillAt, Killed, assert_same_state
 

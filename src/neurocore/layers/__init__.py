@@ -17,6 +17,7 @@ from neurocore.layers.circulant import (
     BlockCirculantConv2d,
     BlockCirculantLinear,
     nearest_block_circulant,
+    relative_residual,
 )
 from neurocore.layers.ldr import LDRLinear, ToeplitzLikeLinear
 from neurocore.layers.registry import LAYER_TYPES, LayerSpec, build_model, register_layer
@@ -32,4 +33,5 @@ __all__ = [
     "build_model",
     "nearest_block_circulant",
     "register_layer",
+    "relative_residual",
 ]

@@ -72,6 +72,7 @@ __all__ = [
     "nearest_block_circulant",
     "positive_int",
     "project_block_circulant",
+    "relative_residual",
 ]
 
 
@@ -195,6 +196,14 @@ def nearest_block_circulant(weight: torch.Tensor, block_size: int) -> torch.Tens
     rows, cols = weight.shape[:2]
     return block_circulant_matrix(project_block_circulant(weight, block_size), rows, cols)
 
+
+
+def relative_residual(weight: torch.Tensor, block_size: int) -> float:
+    """‖W − P(W)‖ / ‖W‖ with P = :func:`nearest_block_circulant`: how far ``weight`` is from
+    block-circulant (0 when it is)."""
+    w = weight.detach()
+    residual = float(torch.linalg.vector_norm(w - nearest_block_circulant(w, block_size)))
+    return residual / max(float(torch.linalg.vector_norm(w)), 1e-30)
 
 def linear_spectra(blocks: torch.Tensor) -> torch.Tensor:
     """Weight spectra of ``blocks`` (q_out, q_in, b): (F, q_in, q_out) complex, F = b//2 + 1,

@@ -43,19 +43,11 @@ from torch import nn
 
 from neurocore.config import AdmmConfig
 from neurocore.errors import RunDirError
-from neurocore.layers import nearest_block_circulant
+from neurocore.layers import nearest_block_circulant, relative_residual
 from neurocore.training.hooks import Callback
 
 if TYPE_CHECKING:
     from neurocore.training.trainer import Trainer
-
-
-def relative_residual(weight: torch.Tensor, block_size: int) -> float:
-    """‖W − P(W)‖ / ‖W‖: how far ``weight`` is from block-circulant (0 when it is)."""
-    w = weight.detach()
-    norm = float(torch.linalg.vector_norm(w))
-    return float(torch.linalg.vector_norm(w - nearest_block_circulant(w, block_size))) / max(
-        norm, 1e-30)
 
 
 class BlockCirculantADMM(Callback):
